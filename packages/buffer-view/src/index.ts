@@ -12,7 +12,7 @@ export type { ByteStoreOptions } from './lib/byte-store';
 export { ByteView } from './lib/byte-view';
 export type { BytesLike, Needle, ToTextOptions } from './lib/byte-view';
 export { copyStats, measureCopies, resetCopyStats } from './lib/copy-stats';
-export type { CopyStats } from './lib/copy-stats';
+export type { CopyStats, MeasuredCopies } from './lib/copy-stats';
 export {
   BufferViewError,
   DetachedBufferError,

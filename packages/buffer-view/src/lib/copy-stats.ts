@@ -54,6 +54,22 @@ export function resetCopyStats(): void {
 }
 
 /**
+ * What {@link measureCopies} returns.
+ *
+ * @example
+ * ```ts
+ * import { type MeasuredCopies, measureCopies } from 'buffer-view';
+ * const measured: MeasuredCopies<number> = measureCopies(() => 42);
+ * ```
+ */
+export interface MeasuredCopies<T> {
+  /** What the measured function returned. */
+  result: T;
+  /** What it copied and allocated. */
+  stats: CopyStats;
+}
+
+/**
  * Runs `fn` and returns its result with what it copied and allocated.
  *
  * @example
@@ -63,7 +79,7 @@ export function resetCopyStats(): void {
  * console.log(stats.bytesCopied); // 64
  * ```
  */
-export function measureCopies<T>(fn: () => T): { result: T; stats: CopyStats } {
+export function measureCopies<T>(fn: () => T): MeasuredCopies<T> {
   const before = copyStats();
   const result = fn();
   const after = copyStats();
