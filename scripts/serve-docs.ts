@@ -14,7 +14,9 @@ const { values } = parseArgs({
 const port = Number(values.port ?? process.env.PORT ?? 8080);
 const host = values.host ?? process.env.HOST ?? '127.0.0.1';
 if (!Number.isInteger(port) || port < 0 || port > 65535) {
-  console.error(`invalid port ${JSON.stringify(values.port ?? process.env.PORT)}: expected 0..65535`);
+  console.error(
+    `invalid port ${JSON.stringify(values.port ?? process.env.PORT)}: expected 0..65535`,
+  );
   process.exit(2);
 }
 

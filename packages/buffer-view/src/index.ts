@@ -7,12 +7,13 @@
  * @packageDocumentation
  */
 
-export { ByteStore } from './lib/byte-store';
 export type { ByteStoreOptions } from './lib/byte-store';
-export { ByteView } from './lib/byte-view';
+export { ByteStore } from './lib/byte-store';
 export type { BytesLike, Needle, ToTextOptions } from './lib/byte-view';
-export { copyStats, measureCopies, resetCopyStats } from './lib/copy-stats';
+export { ByteView } from './lib/byte-view';
 export type { CopyStats, MeasuredCopies } from './lib/copy-stats';
+export { copyStats, measureCopies, resetCopyStats } from './lib/copy-stats';
+export type { BufferViewErrorCode, BufferViewErrorOptions } from './lib/errors';
 export {
   BufferViewError,
   DetachedBufferError,
@@ -27,7 +28,6 @@ export {
   StaleViewError,
   UnexpectedEofError,
 } from './lib/errors';
-export type { BufferViewErrorCode, BufferViewErrorOptions } from './lib/errors';
 
 // --- ring: ByteRing, RingReader and their types (src/lib/byte-ring*.ts) ---
 // --- end ring ---

@@ -21,12 +21,32 @@ const bytes = (max: number) => fc.uint8Array({ maxLength: max });
 const fraction = fc.double({ min: 0, max: 1, noNaN: true });
 
 const op: fc.Arbitrary<Op> = fc.oneof(
-  { weight: 4, arbitrary: fc.record({ kind: fc.constant('append' as const), chunks: fc.array(bytes(24), { maxLength: 4 }) }) },
+  {
+    weight: 4,
+    arbitrary: fc.record({
+      kind: fc.constant('append' as const),
+      chunks: fc.array(bytes(24), { maxLength: 4 }),
+    }),
+  },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('consume' as const), at: fraction }) },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant('write' as const), at: fraction, data: bytes(16) }) },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant('splice' as const), at: fraction, del: fraction, data: bytes(16) }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({ kind: fc.constant('write' as const), at: fraction, data: bytes(16) }),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      kind: fc.constant('splice' as const),
+      at: fraction,
+      del: fraction,
+      data: bytes(16),
+    }),
+  },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('truncate' as const), at: fraction }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant('grow' as const), n: fc.nat(40), fill: fc.nat(255) }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({ kind: fc.constant('grow' as const), n: fc.nat(40), fill: fc.nat(255) }),
+  },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('compact' as const) }) },
 );
 
@@ -42,7 +62,7 @@ function concat(a: Uint8Array, ...rest: Uint8Array[]): Uint8Array {
 }
 
 function apply(store: ByteStore, model: Uint8Array, step: Op): Uint8Array {
-  const pick = (f: number, max: number) => Math.floor(f * (max + 1)) > max ? max : Math.floor(f * (max + 1));
+  const pick = (f: number, max: number) => Math.min(max, Math.floor(f * (max + 1)));
   switch (step.kind) {
     case 'append':
       store.append(step.chunks.map((c) => c.slice()));
@@ -131,7 +151,10 @@ describe('ByteStore against a plain-array model', () => {
           }
           const view = ByteView.from(segs);
           const from = rawFrom % (flat.length + 1);
-          const expected = Buffer.from(flat.buffer, flat.byteOffset, flat.length).indexOf(needle, from);
+          const expected = Buffer.from(flat.buffer, flat.byteOffset, flat.length).indexOf(
+            needle,
+            from,
+          );
           expect(view.indexOf(needle, from)).toBe(expected);
           expect(view.startsWith(needle, from)).toBe(
             Buffer.from(flat.subarray(from, from + needle.length)).equals(needle),

@@ -325,7 +325,11 @@ export class ByteStore {
     const whole = this.bytes;
     const removed = whole.viewAt(offset, deleteCount);
     const added = insert === undefined ? ByteView.empty() : ByteView.from(insert);
-    checkLength('spliced store length', this.length - deleteCount + added.length, MAX_OFFSET - this.#base);
+    checkLength(
+      'spliced store length',
+      this.length - deleteCount + added.length,
+      MAX_OFFSET - this.#base,
+    );
     const segs = [
       ...whole.view(0, offset).toSegments(),
       ...added.toSegments(),
@@ -418,9 +422,11 @@ export class ByteStore {
     // Keep growing in place only if the same full-buffer tail segment survived.
     const last = this.#segs[this.#segs.length - 1];
     this.#growable =
-      growable !== undefined && last !== undefined && last === tail && last.byteLength === growable.byteLength
+      growable !== undefined &&
+      last !== undefined &&
+      last === tail &&
+      last.byteLength === growable.byteLength
         ? growable
         : undefined;
   }
 }
-

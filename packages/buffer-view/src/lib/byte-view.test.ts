@@ -144,9 +144,7 @@ describe('views', () => {
     const euro = text('a€b');
     const v = ByteView.from(split(euro, 2, 3));
     expect(v.toText()).toBe('a€b');
-    expect(() =>
-      ByteView.from(new Uint8Array([0xff])).toText('utf-8', { fatal: true }),
-    ).toThrow();
+    expect(() => ByteView.from(new Uint8Array([0xff])).toText('utf-8', { fatal: true })).toThrow();
   });
 });
 

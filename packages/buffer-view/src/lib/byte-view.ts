@@ -244,7 +244,8 @@ export class ByteView {
     this.#lease?.check();
     checkOffset('view start', start, 0, this.length);
     checkOffset('view end', end, 0, this.length);
-    if (end < start) throw new InvalidLengthError('view length (end - start)', end - start, this.length - start);
+    if (end < start)
+      throw new InvalidLengthError('view length (end - start)', end - start, this.length - start);
     return this.#window(start, end - start);
   }
 
@@ -762,7 +763,11 @@ export class ByteView {
       if (hit !== -1) return base + hit - this.#start;
       // Matches that start in this segment's last n-1 bytes and run into the next.
       const edgeFrom = Math.max(lo, hi - n + 1);
-      for (let i = part.indexOf(pattern[0] as number, edgeFrom); i !== -1; i = part.indexOf(pattern[0] as number, i + 1)) {
+      for (
+        let i = part.indexOf(pattern[0] as number, edgeFrom);
+        i !== -1;
+        i = part.indexOf(pattern[0] as number, i + 1)
+      ) {
         const at = base + i - this.#start;
         if (at + n > this.length) return -1;
         if (this.#matchesAt(at, pattern)) return at;
@@ -863,7 +868,10 @@ export class ByteView {
         bPos = 0;
       }
       const take = Math.min(aBytes.length - aPos, bBytes.length - bPos, n - done);
-      const d = compareBytes(aBytes.subarray(aPos, aPos + take), bBytes.subarray(bPos, bPos + take));
+      const d = compareBytes(
+        aBytes.subarray(aPos, aPos + take),
+        bBytes.subarray(bPos, bPos + take),
+      );
       if (d !== 0) return d;
       aPos += take;
       bPos += take;
@@ -906,7 +914,8 @@ export class ByteView {
 
 function toUint8Array(item: ArrayBufferView | ArrayBufferLike): Uint8Array {
   if (item instanceof Uint8Array) return item;
-  if (ArrayBuffer.isView(item)) return new Uint8Array(item.buffer, item.byteOffset, item.byteLength);
+  if (ArrayBuffer.isView(item))
+    return new Uint8Array(item.buffer, item.byteOffset, item.byteLength);
   if (item instanceof ArrayBuffer || isSharedArrayBuffer(item)) return new Uint8Array(item);
   throw new InvalidArgumentError(
     `expected a Uint8Array, ArrayBufferView, ArrayBuffer, SharedArrayBuffer or ByteView, got ${describe(item)}`,
@@ -931,6 +940,7 @@ function toNeedle(needle: Needle): Uint8Array {
     }
     return Uint8Array.of(needle);
   }
-  if (needle instanceof ByteView) return needle.isContiguous ? needle.asUint8Array() : needle.copy();
+  if (needle instanceof ByteView)
+    return needle.isContiguous ? needle.asUint8Array() : needle.copy();
   return needle;
 }

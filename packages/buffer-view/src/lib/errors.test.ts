@@ -46,7 +46,9 @@ describe('errors', () => {
     );
     expect(new InvalidLengthError('grow size', -5, 100).message).toContain('-5');
     expect(new RingOverrunError(10, 50).message).toContain('40 bytes lost');
-    expect(new UnexpectedEofError(100, 60).message).toBe('source ended after 60 of 100 expected bytes');
+    expect(new UnexpectedEofError(100, 60).message).toBe(
+      'source ended after 60 of 100 expected bytes',
+    );
   });
 
   it('recognises errors from another copy of the package by brand, not identity', () => {

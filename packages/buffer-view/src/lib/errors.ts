@@ -99,7 +99,13 @@ export class OutOfRangeError extends BufferViewError {
   /** The largest value that would have been accepted. */
   readonly limit: number;
 
-  constructor(what: string, value: number, min: number, max: number, options: BufferViewErrorOptions = {}) {
+  constructor(
+    what: string,
+    value: number,
+    min: number,
+    max: number,
+    options: BufferViewErrorOptions = {},
+  ) {
     super(
       `${what} ${value} is out of range: must be an integer >= ${min} and <= ${max}`,
       'BUFFER_VIEW_OUT_OF_RANGE',
