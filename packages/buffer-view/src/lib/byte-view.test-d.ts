@@ -2,8 +2,8 @@ import { describe, expectTypeOf, it } from 'vitest';
 import {
   type BufferViewErrorCode,
   ByteStore,
-  ByteView,
   type BytesLike,
+  ByteView,
   OutOfRangeError,
 } from '../index';
 
