@@ -1,5 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import { ByteStore, ByteView, measureCopies, NotContiguousError, OutOfRangeError } from './index';
+import {
+  ByteRing,
+  ByteStore,
+  ByteView,
+  measureCopies,
+  NotContiguousError,
+  OutOfRangeError,
+  ReleasedError,
+  RingOverrunError,
+  SlabPool,
+} from './index';
 
 // Runs in real headless Chromium: the default entry must need nothing from Node.
 describe('buffer-view in a browser', () => {
@@ -37,5 +47,31 @@ describe('buffer-view in a browser', () => {
     store.grow(10).fill(2);
     store.splice(5, 10, new Uint8Array([9]));
     expect([...store.bytes.copy()]).toEqual([1, 1, 1, 1, 1, 9, 2, 2, 2, 2, 2]);
+  });
+
+  it('runs the byte ring with markers and overrun detection', () => {
+    const ring = new ByteRing<'keyframe'>({ capacity: 16 });
+    const late = ring.reader({ start: 'oldest' });
+    ring.mark('keyframe');
+    ring.write(new Uint8Array(10).fill(1));
+    ring.mark('keyframe');
+    ring.write(new Uint8Array(10).fill(2));
+    expect(() => late.read()).toThrow(RingOverrunError);
+    const viewer = ring.reader({ start: 'newest-marker' });
+    const bytes = viewer.read();
+    expect(bytes.length).toBe(10);
+    expect(bytes.equals(new Uint8Array(10).fill(2))).toBe(true);
+    expect(bytes.segmentCount).toBe(2);
+  });
+
+  it('pools slabs and detects use after release', () => {
+    const pool = new SlabPool({ slabSize: 4096, maxSlabs: 2, debug: true });
+    const slab = pool.acquire();
+    const view = slab.view(0, 16);
+    slab.release();
+    expect(() => view.getUint8(0)).toThrow(ReleasedError);
+    const again = pool.acquire();
+    expect(pool.stats.reuses).toBe(1);
+    again.release();
   });
 });

@@ -7,6 +7,14 @@
  * @packageDocumentation
  */
 
+export type {
+  ByteRingOptions,
+  RingMarker,
+  RingReaderOptions,
+  RingStart,
+  SharedRingHandle,
+} from './lib/byte-ring';
+export { ByteRing } from './lib/byte-ring';
 export type { ByteStoreOptions } from './lib/byte-store';
 export { ByteStore } from './lib/byte-store';
 export type { BytesLike, Needle, ToTextOptions } from './lib/byte-view';
@@ -26,11 +34,11 @@ export {
   RingFullError,
   RingOverrunError,
   StaleViewError,
+  TransferError,
   UnexpectedEofError,
 } from './lib/errors';
+export type { RingWaitOptions } from './lib/ring-reader';
+export { RingReader } from './lib/ring-reader';
 
-// --- ring: ByteRing, RingReader and their types (src/lib/byte-ring*.ts) ---
-// --- end ring ---
-
-// --- pool: SlabPool, Slab and their types (src/lib/slab-pool.ts) ---
-// --- end pool ---
+export type { SlabAcquireOptions, SlabPoolOptions, SlabPoolStats } from './lib/slab-pool';
+export { KeptView, Slab, SlabPool } from './lib/slab-pool';

@@ -11,6 +11,7 @@ import {
   RingFullError,
   RingOverrunError,
   StaleViewError,
+  TransferError,
   UnexpectedEofError,
 } from './errors';
 
@@ -26,6 +27,11 @@ const cases: [BufferViewError, string, { isInstance(v: unknown): boolean }][] = 
   [new StaleViewError('moved'), 'BUFFER_VIEW_STALE_VIEW', StaleViewError],
   [new PoolExhaustedError(4), 'BUFFER_VIEW_POOL_EXHAUSTED', PoolExhaustedError],
   [new UnexpectedEofError(100, 60), 'BUFFER_VIEW_UNEXPECTED_EOF', UnexpectedEofError],
+  [
+    new TransferError('read', 10, 100, 'EIO', { cause: new Error('EIO') }),
+    'BUFFER_VIEW_TRANSFER_FAILED',
+    TransferError,
+  ],
 ];
 
 describe('errors', () => {

@@ -22,7 +22,8 @@ export type BufferViewErrorCode =
   | 'BUFFER_VIEW_DETACHED'
   | 'BUFFER_VIEW_STALE_VIEW'
   | 'BUFFER_VIEW_POOL_EXHAUSTED'
-  | 'BUFFER_VIEW_UNEXPECTED_EOF';
+  | 'BUFFER_VIEW_UNEXPECTED_EOF'
+  | 'BUFFER_VIEW_TRANSFER_FAILED';
 
 /** Options every buffer-view error accepts. */
 export interface BufferViewErrorOptions {
@@ -413,5 +414,51 @@ export class UnexpectedEofError extends BufferViewError {
   /** True for an {@link UnexpectedEofError} from any copy of the package. */
   static override isInstance(value: unknown): value is UnexpectedEofError {
     return hasCode(value, 'BUFFER_VIEW_UNEXPECTED_EOF');
+  }
+}
+
+/**
+ * A read-into or gather-write failed part-way: the socket, stream or file
+ * reported an error (kept as `cause`), closed early, or stopped taking bytes.
+ * {@link TransferError.transferred} says exactly how many bytes landed before
+ * the failure, so nothing is silently truncated.
+ *
+ * @example
+ * ```ts
+ * import { TransferError } from 'buffer-view';
+ * import { writeGatherAsync } from 'buffer-view/node';
+ * try { await writeGatherAsync(socket, view); }
+ * catch (err) { if (TransferError.isInstance(err)) console.log(err.transferred, err.cause); }
+ * ```
+ */
+export class TransferError extends BufferViewError {
+  /** Which way the bytes were moving. */
+  readonly operation: 'read' | 'write';
+  /** Bytes moved before the failure. */
+  readonly transferred: number;
+  /** Bytes the operation meant to move, or `undefined` when open-ended. */
+  readonly expected: number | undefined;
+
+  constructor(
+    operation: 'read' | 'write',
+    transferred: number,
+    expected: number | undefined,
+    reason: string,
+    options: BufferViewErrorOptions = {},
+  ) {
+    super(
+      `${operation} failed after ${transferred}${expected === undefined ? '' : ` of ${expected}`} bytes: ${reason}`,
+      'BUFFER_VIEW_TRANSFER_FAILED',
+      options,
+    );
+    this.name = 'TransferError';
+    this.operation = operation;
+    this.transferred = transferred;
+    this.expected = expected;
+  }
+
+  /** True for a {@link TransferError} from any copy of the package. */
+  static override isInstance(value: unknown): value is TransferError {
+    return hasCode(value, 'BUFFER_VIEW_TRANSFER_FAILED');
   }
 }
