@@ -11,6 +11,7 @@ import {
 } from 'buffer-view';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { catchError } from '../../test/catch-error';
 
 /** `n` bytes whose values encode their absolute offset, so misplaced bytes show. */
 function pattern(from: number, n: number): Uint8Array {
@@ -21,15 +22,6 @@ function pattern(from: number, n: number): Uint8Array {
 
 function bytesOf(view: ByteView): number[] {
   return Array.from(view.copy());
-}
-
-function catchError(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected a throw');
 }
 
 describe('ByteRing basics', () => {

@@ -459,16 +459,7 @@ export class ByteRing<M = unknown> {
     this.#reservation = { lease, length: n };
     if (n === 0) return ByteView.empty();
     this.#announce(this.#head + n);
-    const start = this.#head % this.capacity;
-    return new ByteView({
-      segs: this.#segs,
-      starts: this.#starts,
-      first: 0,
-      last: start + n > this.capacity ? 2 : 1,
-      start,
-      length: n,
-      lease,
-    });
+    return this.#window(this.#head, n, lease);
   }
 
   /**
@@ -662,7 +653,7 @@ export class ByteRing<M = unknown> {
   }
 
   /** A window of ring memory from absolute `offset`, wrapping through the second segment. */
-  #window(offset: number, n: number): ByteView {
+  #window(offset: number, n: number, lease?: Lease): ByteView {
     const start = offset % this.capacity;
     return new ByteView({
       segs: this.#segs,
@@ -671,7 +662,7 @@ export class ByteRing<M = unknown> {
       last: start + n > this.capacity ? 2 : 1,
       start,
       length: n,
-      lease: undefined,
+      lease,
     });
   }
 

@@ -10,15 +10,7 @@ import {
   SlabPool,
 } from 'buffer-view';
 import { describe, expect, it } from 'vitest';
-
-function catchError(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected a throw');
-}
+import { catchError } from '../../test/catch-error';
 
 describe('SlabPool options', () => {
   it('rejects invalid sizes, limits and ratios', () => {
