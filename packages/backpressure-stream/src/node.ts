@@ -1,0 +1,5 @@
+/**
+ * Node.js stream adapters for backpressure-stream.
+ *
+ * @packageDocumentation
+ */
