@@ -10,6 +10,7 @@ import {
 } from './errors';
 import { type StageMetrics, StallClock } from './metrics';
 import { byteSize } from './size';
+import { type ThrottleOptions, TokenBucket } from './throttle';
 
 /**
  * Options of {@link Channel}.
@@ -52,6 +53,13 @@ export interface ChannelOptions<T> {
    * @default undefined
    */
   signal?: AbortSignal;
+  /**
+   * Limit the rate at which the reader gets chunks: a {@link TokenBucket}
+   * (shareable between channels) or options for a new one. The producer
+   * feels it as ordinary backpressure.
+   * @default undefined (no limit)
+   */
+  throttle?: TokenBucket | ThrottleOptions<never>;
   /**
    * Name used in metrics and error messages.
    * @default 'channel'
@@ -139,6 +147,7 @@ export class Channel<T = Uint8Array> extends Emitter<ChannelEvents> implements A
   readonly #size: (chunk: T) => number;
   readonly #budget: ByteBudget | undefined;
   readonly #name: string;
+  readonly #bucket: TokenBucket | undefined;
   #queue: T[] = [];
   #sizes: number[] = [];
   #head = 0;
@@ -178,6 +187,11 @@ export class Channel<T = Uint8Array> extends Emitter<ChannelEvents> implements A
     this.#size = options.size ?? (byteSize as (chunk: T) => number);
     this.#budget = options.budget;
     this.#name = options.name ?? 'channel';
+    const throttle = options.throttle;
+    this.#bucket =
+      throttle === undefined || throttle instanceof TokenBucket
+        ? throttle
+        : new TokenBucket(throttle);
     if (this.#budget !== undefined) {
       this.#detach.push(this.#budget.subscribe(() => this.#afterFree()));
     }
@@ -328,6 +342,11 @@ export class Channel<T = Uint8Array> extends Emitter<ChannelEvents> implements A
    * ```
    */
   read(options: WaitOptions = {}): Promise<IteratorResult<T>> {
+    if (this.#bucket !== undefined) return this.#readThrottled(this.#bucket, options);
+    return this.#readNow(options);
+  }
+
+  #readNow(options: WaitOptions): Promise<IteratorResult<T>> {
     if (this.#head < this.#queue.length) {
       return Promise.resolve({ value: this.#take(), done: false });
     }
@@ -336,6 +355,21 @@ export class Channel<T = Uint8Array> extends Emitter<ChannelEvents> implements A
     }
     if (this.#state !== 'open') return Promise.resolve({ value: undefined, done: true });
     return this.#wait(this.#readers, options.signal, 'read from');
+  }
+
+  async #readThrottled(bucket: TokenBucket, options: WaitOptions): Promise<IteratorResult<T>> {
+    // Pay for the chunk before taking it, so it stays counted as buffered while we wait.
+    for (;;) {
+      if (this.#head < this.#queue.length) {
+        await bucket.take(this.#sizes[this.#head] as number, options);
+        if (this.#head < this.#queue.length) return { value: this.#take(), done: false };
+        continue;
+      }
+      const result = await this.#readNow(options);
+      if (result.done) return result;
+      await bucket.take(this.#measure(result.value), options);
+      return result;
+    }
   }
 
   /**
@@ -348,7 +382,11 @@ export class Channel<T = Uint8Array> extends Emitter<ChannelEvents> implements A
    * ```
    */
   tryRead(): T | undefined {
-    return this.#head < this.#queue.length ? this.#take() : undefined;
+    if (this.#head === this.#queue.length) return undefined;
+    if (this.#bucket !== undefined && !this.#bucket.tryTake(this.#sizes[this.#head] as number)) {
+      return undefined;
+    }
+    return this.#take();
   }
 
   /**
