@@ -25,4 +25,8 @@ export {
   InvalidArgumentError,
 } from './lib/errors';
 export type { StageMetrics } from './lib/metrics';
+export type { MetricsSource, WatchMetricsOptions } from './lib/metrics-watch';
+export { watchMetrics } from './lib/metrics-watch';
 export { byteSize } from './lib/size';
+export type { TakeOptions, ThrottleOptions } from './lib/throttle';
+export { TokenBucket, throttle } from './lib/throttle';
