@@ -205,9 +205,13 @@ export class ByteStore {
    * ```
    */
   append(bytes: BytesLike): this {
-    ByteView.from(bytes).forEachSegment((seg) => {
-      this.#push(seg);
-    });
+    if (bytes instanceof Uint8Array) {
+      this.#push(bytes);
+    } else {
+      ByteView.from(bytes).forEachSegment((seg) => {
+        this.#push(seg);
+      });
+    }
     this.#growable = undefined;
     return this;
   }

@@ -405,7 +405,7 @@ export class ByteView {
    * ```
    */
   copy(): Uint8Array {
-    const out = new Uint8Array(this.length);
+    const out = allocateUninitialized(this.length);
     recordAllocation(this.length);
     this.copyTo(out);
     return out;
@@ -488,29 +488,33 @@ export class ByteView {
       throw new OutOfRangeError('write end', offset + src.length, 0, this.length);
     }
     if (src.length === 0) return 0;
-    const dest = this.#window(offset, src.length);
-    let srcIndex = src.#first;
-    let srcBytes = src.#part(srcIndex);
-    let srcPos = 0;
-    dest.forEachSegment((bytes) => {
-      let filled = 0;
-      while (filled < bytes.length) {
-        if (srcPos === srcBytes.length) {
-          srcIndex++;
-          srcBytes = src.#part(srcIndex);
-          srcPos = 0;
-        }
-        const n = Math.min(bytes.length - filled, srcBytes.length - srcPos);
-        bytes.set(
-          srcPos === 0 && n === srcBytes.length ? srcBytes : srcBytes.subarray(srcPos, srcPos + n),
-          filled,
-        );
-        filled += n;
-        srcPos += n;
-      }
-    });
+    if (src.#last - src.#first === 1) {
+      this.#writeContiguous(src.asUint8Array(), offset);
+    } else {
+      let done = 0;
+      src.forEachSegment((bytes) => {
+        this.#writeContiguous(bytes, offset + done);
+        done += bytes.length;
+      });
+    }
     recordCopy(src.length);
     return src.length;
+  }
+
+  /** Copies one contiguous source into this view at `offset`, one `set` per spanned segment. */
+  #writeContiguous(source: Uint8Array, offset: number): void {
+    let pos = this.#start + offset;
+    let k = this.#find(pos);
+    let done = 0;
+    while (done < source.length) {
+      const seg = this.#segment(k);
+      const local = pos - (this.#starts[k] as number);
+      const n = Math.min(source.length - done, seg.length - local);
+      seg.set(n === source.length ? source : source.subarray(done, done + n), local);
+      done += n;
+      pos += n;
+      k++;
+    }
   }
 
   /** The part of segment `k` that lies inside this view. */
@@ -910,6 +914,19 @@ export class ByteView {
   [Symbol.for('nodejs.util.inspect.custom')](): string {
     return `ByteView(${this.length} bytes in ${this.segmentCount} segment${this.segmentCount === 1 ? '' : 's'})`;
   }
+}
+
+type AllocUnsafeSlow = { allocUnsafeSlow(size: number): Uint8Array };
+const nodeBuffer = (globalThis as { Buffer?: AllocUnsafeSlow }).Buffer;
+
+/**
+ * Memory that is about to be overwritten whole: Node can skip zero-filling
+ * it. Returned as a plain Uint8Array so `slice()` keeps its copying meaning.
+ */
+function allocateUninitialized(size: number): Uint8Array {
+  if (nodeBuffer === undefined || size < 4096) return new Uint8Array(size);
+  const buf = nodeBuffer.allocUnsafeSlow(size);
+  return new Uint8Array(buf.buffer, buf.byteOffset, size);
 }
 
 function toUint8Array(item: ArrayBufferView | ArrayBufferLike): Uint8Array {
