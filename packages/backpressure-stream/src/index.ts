@@ -24,9 +24,50 @@ export {
   DisconnectedError,
   InvalidArgumentError,
 } from './lib/errors';
+export type {
+  BroadcastEvents,
+  BroadcastMetrics,
+  BroadcastOptions,
+  BroadcastSendOptions,
+  BroadcastWriteOptions,
+} from './lib/fan-out';
+export { Broadcast } from './lib/fan-out';
+export type {
+  BroadcastChunk,
+  BroadcastConsumerEvents,
+  BroadcastConsumerMetrics,
+  BroadcastConsumerOptions,
+  BroadcastPipeOptions,
+  BroadcastStart,
+  SlowConsumerPolicy,
+  WritableLike,
+} from './lib/fan-out-consumer';
+export { BroadcastConsumer } from './lib/fan-out-consumer';
 export type { StageMetrics } from './lib/metrics';
 export type { MetricsSource, WatchMetricsOptions } from './lib/metrics-watch';
 export { watchMetrics } from './lib/metrics-watch';
+export type { NodeDuplexLike, NodeReadableLike, NodeWritableLike } from './lib/node-stage';
+export type {
+  PipelineOptions,
+  PipelineResult,
+  PipelineSink,
+  PipelineSource,
+  PipelineTransform,
+  StageContext,
+} from './lib/pipeline';
+export { pipeline } from './lib/pipeline';
+export { SinkChannel } from './lib/sink-channel';
 export { byteSize } from './lib/size';
 export type { TakeOptions, ThrottleOptions } from './lib/throttle';
 export { TokenBucket, throttle } from './lib/throttle';
+export type {
+  FromStreamOptions,
+  ToReadableStreamOptions,
+  ToWritableStreamOptions,
+} from './lib/web-streams';
+export {
+  fromReadableStream,
+  fromWritableStream,
+  toReadableStream,
+  toWritableStream,
+} from './lib/web-streams';

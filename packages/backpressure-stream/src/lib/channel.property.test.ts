@@ -61,7 +61,10 @@ describe('Channel under random producer and consumer speeds', () => {
         fc.integer({ min: 2, max: 4 }),
         async (sizes, limit, links) => {
           const budget = new ByteBudget(limit);
-          const channels = Array.from({ length: links }, () => new Channel({ budget, capacity: 1e9 }));
+          const channels = Array.from(
+            { length: links },
+            () => new Channel({ budget, capacity: 1e9 }),
+          );
           const maxChunk = Math.max(...sizes);
           // A chain: producer -> ch0 -> relay -> ch1 -> ... -> consumer.
           const relays = channels.slice(1).map(async (next, k) => {
