@@ -1,0 +1,81 @@
+import { describe, expect, it } from 'vitest';
+import { benchmarks } from '../benchmarks/index';
+import { defineBenchmark, validateBenchmark } from './define';
+import type { Benchmark } from './types';
+
+const base: Benchmark = {
+  name: 'ok',
+  summary: 's',
+  description: 'd',
+  unit: 'ops/s',
+  bytesPerOp: 0,
+  reference: 'a',
+  cases: [
+    { name: 'a', role: 'baseline', run: () => 1 },
+    { name: 'b', role: 'ours', run: () => 2 },
+  ],
+};
+
+describe('validateBenchmark', () => {
+  it('accepts a sound definition', () => {
+    expect(validateBenchmark(base)).toEqual([]);
+  });
+
+  it('finds every kind of mistake', () => {
+    const bad: Benchmark = {
+      ...base,
+      name: 'Not Kebab',
+      summary: 'two\nlines',
+      unit: 'MiB/s',
+      reference: 'zzz',
+      cases: [
+        { name: 'a', role: 'baseline', run: () => 1 },
+        { name: 'a', role: 'ours', reference: 'nope', isolate: true, run: () => 2 },
+      ],
+      targets: [
+        { kind: 'ratio', case: 'a', vs: 'ghost', atLeast: 1 },
+        { kind: 'limit', case: 'a', metric: 'p50Ns' },
+      ],
+    };
+    const problems = validateBenchmark(bad).join('\n');
+    expect(problems).toContain('name must be kebab-case');
+    expect(problems).toContain('summary must be one line');
+    expect(problems).toContain("duplicate case 'a'");
+    expect(problems).toContain("reference 'zzz' is not a case");
+    expect(problems).toContain("unknown reference 'nope'");
+    expect(problems).toContain('is isolated but the benchmark has no moduleUrl');
+    expect(problems).toContain('is in MiB/s but moves no bytes per op');
+    expect(problems).toContain("target names unknown case 'ghost'");
+    expect(problems).toContain('has neither atLeast nor atMost');
+  });
+
+  it('makes defineBenchmark throw on a broken definition', () => {
+    expect(() => defineBenchmark({ ...base, reference: 'missing' })).toThrow(
+      "reference 'missing' is not a case",
+    );
+  });
+});
+
+describe('the registry', () => {
+  it('holds the benchmarks the issue asks for, under unique names', () => {
+    const names = benchmarks.map((b) => b.name);
+    expect(names).toEqual(expect.arrayContaining(['view-slice', 'splice', 'bl-compare']));
+    expect(new Set(names).size).toBe(names.length);
+  });
+
+  it('holds only valid definitions, each with ours or a baseline and a moduleUrl', () => {
+    for (const b of benchmarks) {
+      expect(validateBenchmark(b)).toEqual([]);
+      expect(b.moduleUrl).toMatch(/^file:/);
+      expect(b.cases.some((c) => c.role === 'ours' || c.role === 'baseline')).toBe(true);
+    }
+  });
+
+  it('labels zero-copy and copying peers apart in bl-compare', () => {
+    const bl = benchmarks.find((b) => b.name === 'bl-compare');
+    const groupOf = (name: string) => bl?.cases.find((c) => c.name === name)?.group;
+    expect(groupOf('bl shallowSlice')).toBe(groupOf('ByteStore#viewAt'));
+    expect(groupOf('bl slice')).toBe(groupOf('ByteView#copy'));
+    expect(groupOf('bl slice')).not.toBe(groupOf('bl shallowSlice'));
+  });
+});
