@@ -9,7 +9,7 @@
 export { ByteBudget } from './lib/budget';
 export type { ChannelEvents, ChannelOptions, WaitOptions } from './lib/channel';
 export { Channel } from './lib/channel';
-export type { EventMap } from './lib/emitter';
+export type { EventMap, Listener } from './lib/emitter';
 export { Emitter } from './lib/emitter';
 export type {
   BackpressureErrorCode,
@@ -54,6 +54,7 @@ export type {
   PipelineSource,
   PipelineTransform,
   StageContext,
+  TransformStreamLike,
 } from './lib/pipeline';
 export { pipeline } from './lib/pipeline';
 export { SinkChannel } from './lib/sink-channel';

@@ -9,7 +9,16 @@
  */
 export type EventMap = Record<string, unknown[]>;
 
-type Listener<Args extends unknown[]> = (...args: Args) => void;
+/**
+ * A listener for an event whose arguments are `Args`.
+ *
+ * @example
+ * ```ts
+ * import type { Listener } from 'backpressure-stream';
+ * const onStall: Listener<[bufferedBytes: number]> = (n) => console.log(n);
+ * ```
+ */
+export type Listener<Args extends unknown[]> = (...args: Args) => void;
 
 /**
  * A minimal typed event emitter that runs in Node and browsers (Node's

@@ -60,6 +60,22 @@ export type PipelineSource<T> =
   | ((context: StageContext) => AsyncIterable<T> | Iterable<T>);
 
 /**
+ * A WHATWG `TransformStream`, or anything with the same `{ writable, readable }` pair.
+ *
+ * @example
+ * ```ts
+ * import type { TransformStreamLike } from 'backpressure-stream';
+ * const gzip: TransformStreamLike<Uint8Array, Uint8Array> = new CompressionStream('gzip');
+ * ```
+ */
+export interface TransformStreamLike<I, O> {
+  /** Where the pipeline writes the stage's input. */
+  readonly writable: WritableStream<I>;
+  /** Where the pipeline reads the stage's output. */
+  readonly readable: ReadableStream<O>;
+}
+
+/**
  * A middle argument of {@link pipeline}: an async generator function
  * `(source, { signal }) => AsyncIterable`, a web `TransformStream` (any
  * `{ writable, readable }` pair), or a Node `Duplex`/`Transform`.
@@ -79,7 +95,7 @@ export type PipelineSource<T> =
  */
 export type PipelineTransform<I, O> =
   | ((source: AsyncIterable<I>, context: StageContext) => AsyncIterable<O>)
-  | { readonly writable: WritableStream<I>; readonly readable: ReadableStream<O> }
+  | TransformStreamLike<I, O>
   | NodeDuplexLike;
 
 /**
@@ -252,7 +268,7 @@ export function pipeline<A, R = undefined>(
   options?: PipelineOptions,
 ): Promise<PipelineResult<R>>;
 /**
- * {@inheritDoc pipeline}
+ * The same, with one transform between the source and the sink. See the first signature for the full behaviour.
  * @example
  * ```ts
  * await pipeline(request, createGunzip(), createWriteStream(path));
@@ -265,7 +281,7 @@ export function pipeline<A, B, R = undefined>(
   options?: PipelineOptions,
 ): Promise<PipelineResult<R>>;
 /**
- * {@inheritDoc pipeline}
+ * The same, with two transforms. See the first signature for the full behaviour.
  * @example
  * ```ts
  * await pipeline(source, parse, encode, sink);
@@ -279,7 +295,7 @@ export function pipeline<A, B, C, R = undefined>(
   options?: PipelineOptions,
 ): Promise<PipelineResult<R>>;
 /**
- * {@inheritDoc pipeline}
+ * The same, with three transforms. See the first signature for the full behaviour.
  * @example
  * ```ts
  * await pipeline(source, a, b, c, sink, { budget: 2 ** 20 });
@@ -294,7 +310,7 @@ export function pipeline<A, B, C, D, R = undefined>(
   options?: PipelineOptions,
 ): Promise<PipelineResult<R>>;
 /**
- * {@inheritDoc pipeline}
+ * The same, with four transforms. See the first signature for the full behaviour.
  * @example
  * ```ts
  * await pipeline(source, a, b, c, d, sink, { signal });
@@ -310,7 +326,7 @@ export function pipeline<A, B, C, D, E, R = undefined>(
   options?: PipelineOptions,
 ): Promise<PipelineResult<R>>;
 /**
- * {@inheritDoc pipeline}
+ * Any number of transforms, when the stages are built at run time (the result is untyped). See the first signature for the full behaviour.
  * @example
  * ```ts
  * const stages = [source, ...transforms, sink];

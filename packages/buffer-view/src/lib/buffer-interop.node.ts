@@ -4,7 +4,7 @@ import { recordAllocation } from './copy-stats';
 
 /**
  * The view as a Node `Buffer` over the same memory (no copy). Throws
- * {@link NotContiguousError} when the view spans several segments; use
+ * `NotContiguousError` when the view spans several segments; use
  * {@link toBufferCopy} to copy on purpose, or pass the view to
  * `writeGather()` and keep it in pieces.
  *
