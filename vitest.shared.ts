@@ -1,7 +1,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { playwright } from '@vitest/browser-playwright';
-import type { TestProjectConfiguration } from 'vitest/config';
+import { defineConfig, type TestProjectConfiguration, type ViteUserConfig } from 'vitest/config';
 
 /** The export condition under which workspace packages point at their TypeScript sources. */
 export const SOURCE_CONDITION = '@streaming-primitives/source';
@@ -124,4 +124,19 @@ function hasBrowserTests(dir: string): boolean {
     return false;
   };
   return walk(join(dir, 'src')) || walk(join(dir, 'test'));
+}
+
+/**
+ * A package's whole vitest config: its projects, plus a JSON report under CI
+ * that `scripts/test-summary.ts` adds up into one closing line.
+ */
+export function packageTestConfig(dir: string): ViteUserConfig {
+  return defineConfig({
+    test: {
+      projects: packageProjects(dir),
+      reporters: process.env.CI
+        ? ['default', ['json', { outputFile: join(dir, '.test-results', 'vitest.json') }]]
+        : ['default'],
+    },
+  });
 }

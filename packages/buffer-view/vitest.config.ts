@@ -1,4 +1,3 @@
-import { defineConfig } from 'vitest/config';
-import { packageProjects } from '../../vitest.shared.ts';
+import { packageTestConfig } from '../../vitest.shared.ts';
 
-export default defineConfig({ test: { projects: packageProjects(import.meta.dirname) } });
+export default packageTestConfig(import.meta.dirname);
