@@ -68,7 +68,7 @@ export function packageProjects(dir: string): TestProjectConfiguration[] {
         name: `${name}:node`,
         root: dir,
         include: ['src/**/*.test.ts', 'test/**/*.test.ts'],
-        exclude: [...BROWSER_TESTS, '**/node_modules/**', 'test/dist/**'],
+        exclude: [...BROWSER_TESTS, '**/node_modules/**', 'test/entries/**'],
         environment: 'node',
         typecheck: { enabled: true, include: ['src/**/*.test-d.ts', 'test/**/*.test-d.ts'] },
         testTimeout: 60_000,
