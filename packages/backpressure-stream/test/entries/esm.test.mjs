@@ -9,7 +9,10 @@ test('import backpressure-stream resolves the ESM build', async () => {
   const ch = new Channel({ capacity: 4 });
   assert.equal(ch.write(new Uint8Array(4)), false);
   ch.close();
-  assert.throws(() => ch.write(new Uint8Array(1)), (err) => ClosedError.isInstance(err));
+  assert.throws(
+    () => ch.write(new Uint8Array(1)),
+    (err) => ClosedError.isInstance(err),
+  );
   assert.equal((await ch.read()).value.length, 4);
 });
 

@@ -8,7 +8,10 @@ test('require buffer-view resolves the CJS build', () => {
   const view = ByteView.from([new Uint8Array([0, 0]), new Uint8Array([1, 0])]);
   assert.equal(view.getUint32(0), 256);
   assert.equal(ByteStore.alloc(16).length, 16);
-  assert.throws(() => view.view(0, 5), (err) => BufferViewError.isInstance(err));
+  assert.throws(
+    () => view.view(0, 5),
+    (err) => BufferViewError.isInstance(err),
+  );
 });
 
 test('require buffer-view/node resolves the CJS build', () => {
