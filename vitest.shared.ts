@@ -77,12 +77,16 @@ export function packageProjects(dir: string): TestProjectConfiguration[] {
     },
   ];
   if (hasBrowserTests(dir)) {
+    // Servers a browser test talks to (a tus server, say) start in Node here and
+    // hand their URLs to the page through vitest's provide/inject.
+    const browserSetup = join(dir, 'test', 'browser-setup.ts');
     projects.push({
       resolve: { alias },
       test: {
         name: `${name}:browser`,
         root: dir,
         include: BROWSER_TESTS,
+        ...(existsSync(browserSetup) ? { globalSetup: [browserSetup] } : {}),
         testTimeout: 60_000,
         browser: {
           enabled: true,

@@ -1,4 +1,4 @@
-import { copyStats } from 'buffer-view';
+import { type CopyStats, copyStats } from 'buffer-view';
 import { getGc, RssTracker } from './memory';
 import type { BenchCase, RunOptions } from './types';
 
@@ -22,10 +22,18 @@ export interface SliceResult {
 
 /** Drives one case: in this process, or by proxy in a child. */
 export interface CaseRunner {
-  /** Operations per timed sample, known after warm-up. */
+  /** Operations per timed sample, known after warm-up (1 when there is none). */
   readonly batch: number;
+  /** For a case in its own process: that process's RSS before the case's setup. Null otherwise. */
+  readonly baselineRssBytes: number | null;
   warmup(): Promise<void>;
   slice(ms: number): Promise<SliceResult>;
+  /**
+   * Exactly one operation, timed alone, with no warm-up needed before it:
+   * a round of a single-shot scenario. The RSS is sampled by a timer while
+   * it runs.
+   */
+  shot(): Promise<SliceResult>;
   /** Tears the case down. `maxRssBytes` is the process's kernel high-water mark, for isolated cases. */
   close(): Promise<{ maxRssBytes: number | null }>;
 }
@@ -83,10 +91,21 @@ export async function createLocalRunner<S>(
     return process.hrtime.bigint() - t0;
   };
 
+  const copyDelta = (before: CopyStats): CopyDelta => {
+    const after = copyStats();
+    return {
+      bytesCopied: after.bytesCopied - before.bytesCopied,
+      copies: after.copies - before.copies,
+      bytesAllocated: after.bytesAllocated - before.bytesAllocated,
+    };
+  };
+
   return {
     get batch() {
       return batch;
     },
+
+    baselineRssBytes: null,
 
     async warmup() {
       const first = run(state);
@@ -133,7 +152,7 @@ export async function createLocalRunner<S>(
         throw error;
       }
       const memory = rss.stop();
-      const after = copyStats();
+      const copies = copyDelta(before);
       // Collect this slice's garbage now, outside the timing: left behind, V8
       // would collect it in the background while the next case (in this
       // process or a child) runs, and slow that case down.
@@ -144,11 +163,36 @@ export async function createLocalRunner<S>(
         timeNs,
         peakRss: memory.peak,
         rssGrowth: memory.growth,
-        copies: {
-          bytesCopied: after.bytesCopied - before.bytesCopied,
-          copies: after.copies - before.copies,
-          bytesAllocated: after.bytesAllocated - before.bytesAllocated,
-        },
+        copies,
+      };
+    },
+
+    async shot() {
+      if (closed) throw new Error(`case '${benchCase.name}' is closed`);
+      const before = copyStats();
+      // Whether the operation is async is not known before it runs: the timer samples only if it yields.
+      rss.start(true);
+      let d: bigint;
+      try {
+        const t0 = process.hrtime.bigint();
+        const result = run(state);
+        sink = isThenable(result) ? await result : result;
+        d = process.hrtime.bigint() - t0;
+      } catch (error) {
+        rss.stop();
+        throw error;
+      }
+      const memory = rss.stop();
+      const copies = copyDelta(before);
+      gc?.();
+      const ns = Number(d);
+      return {
+        samples: [ns],
+        ops: 1,
+        timeNs: ns,
+        peakRss: memory.peak,
+        rssGrowth: memory.growth,
+        copies,
       };
     },
 

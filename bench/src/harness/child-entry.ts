@@ -5,6 +5,7 @@
  */
 import { createLocalRunner } from './case-runner';
 import type { ChildArgs, FromChild, ToChild } from './child';
+import { getGc, peakRssBytes } from './memory';
 import type { Benchmark } from './types';
 
 function send(message: FromChild, then?: () => void): void {
@@ -35,6 +36,10 @@ async function main(): Promise<void> {
   if (benchCase === undefined)
     throw new Error(`benchmark '${args.benchmark}' has no case '${args.case}'`);
   const state = await benchmark.setup?.({ quick: args.options.quick });
+  // The floor the case's own memory comes on top of: this process with the
+  // benchmark loaded and set up, before the case's setup, after a full GC.
+  getGc()?.();
+  const baselineRssBytes = process.memoryUsage.rss();
   const runner = await createLocalRunner(benchCase, state, args.options);
   process.on('message', (message: ToChild) => {
     const handle = async () => {
@@ -43,17 +48,19 @@ async function main(): Promise<void> {
         send({ type: 'warmed', batch: runner.batch });
       } else if (message.type === 'slice') {
         send({ type: 'slice', result: await runner.slice(message.ms) });
+      } else if (message.type === 'shot') {
+        send({ type: 'slice', result: await runner.shot() });
       } else {
         await runner.close();
         await benchmark.teardown?.(state);
-        // The kernel's high-water mark of this process, in KiB.
-        const maxRssBytes = process.resourceUsage().maxRSS * 1024;
+        // The kernel's high-water mark of this process's own memory (not maxRSS: see peakRssBytes).
+        const maxRssBytes = peakRssBytes();
         send({ type: 'closed', maxRssBytes }, () => process.exit(0));
       }
     };
     handle().catch(fail);
   });
-  send({ type: 'ready' });
+  send({ type: 'ready', baselineRssBytes });
 }
 
 function fail(error: unknown): void {

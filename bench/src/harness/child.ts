@@ -9,11 +9,15 @@ import type { Benchmark, RunOptions } from './types';
 export const SOURCE_CONDITION = '@streaming-primitives/source';
 
 /** Parent → child. */
-export type ToChild = { type: 'warmup' } | { type: 'slice'; ms: number } | { type: 'close' };
+export type ToChild =
+  | { type: 'warmup' }
+  | { type: 'slice'; ms: number }
+  | { type: 'shot' }
+  | { type: 'close' };
 
 /** Child → parent. */
 export type FromChild =
-  | { type: 'ready' }
+  | { type: 'ready'; baselineRssBytes: number }
   | { type: 'warmed'; batch: number }
   | { type: 'slice'; result: SliceResult }
   | { type: 'closed'; maxRssBytes: number }
@@ -62,19 +66,24 @@ export async function createChildRunner(
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   const channel = new ChildChannel(child, `${benchmark.name}/${caseName}`);
-  await channel.next('ready');
+  const { baselineRssBytes } = await channel.next('ready');
   let batch = 1;
   let closed = false;
   return {
     get batch() {
       return batch;
     },
+    baselineRssBytes,
     async warmup() {
       child.send({ type: 'warmup' } satisfies ToChild);
       batch = (await channel.next('warmed')).batch;
     },
     async slice(ms) {
       child.send({ type: 'slice', ms } satisfies ToChild);
+      return (await channel.next('slice')).result;
+    },
+    async shot() {
+      child.send({ type: 'shot' } satisfies ToChild);
       return (await channel.next('slice')).result;
     },
     async close() {

@@ -49,6 +49,30 @@ describe('validateBenchmark', () => {
     expect(problems).toContain('has neither atLeast nor atMost');
   });
 
+  it('checks single-shot runs, per-run byte counts and baseline RSS targets', () => {
+    const bad: Benchmark = {
+      ...base,
+      unit: 'MiB/s',
+      bytesPerOp: ({ quick }) => (quick ? 0 : 1024),
+      singleShot: { runs: 0 },
+      targets: [{ kind: 'limit', case: 'b', metric: 'rssAboveBaselineBytes', atMost: 1 }],
+    };
+    const problems = validateBenchmark(bad).join('\n');
+    expect(problems).toContain('singleShot.runs must be an integer >= 1, got 0');
+    expect(problems).toContain("case 'a' is in MiB/s but moves no bytes per op");
+    expect(problems).toContain("baseline RSS of 'b' needs that case isolated");
+    const good: Benchmark = {
+      ...base,
+      unit: 'MiB/s',
+      bytesPerOp: ({ quick }) => (quick ? 512 : 1024),
+      moduleUrl: 'file:///x.ts',
+      singleShot: { runs: 1 },
+      cases: [base.cases[0], { ...base.cases[1], isolate: true }] as Benchmark['cases'],
+      targets: [{ kind: 'limit', case: 'b', metric: 'rssAboveBaselineBytes', atMost: 1 }],
+    };
+    expect(validateBenchmark(good)).toEqual([]);
+  });
+
   it('makes defineBenchmark throw on a broken definition', () => {
     expect(() => defineBenchmark({ ...base, reference: 'missing' })).toThrow(
       "reference 'missing' is not a case",
@@ -59,7 +83,18 @@ describe('validateBenchmark', () => {
 describe('the registry', () => {
   it('holds the benchmarks the issue asks for, under unique names', () => {
     const names = benchmarks.map((b) => b.name);
-    expect(names).toEqual(expect.arrayContaining(['view-slice', 'splice', 'bl-compare']));
+    expect(names).toEqual(
+      expect.arrayContaining([
+        'view-slice',
+        'splice',
+        'bl-compare',
+        'socket-ingest',
+        'gather-write',
+        'pipeline-3stage',
+        'gzip-guide',
+        'fan-out',
+      ]),
+    );
     expect(new Set(names).size).toBe(names.length);
   });
 

@@ -17,6 +17,11 @@ export function validateBenchmark(definition: Benchmark): string[] {
     names.add(c.name);
   }
   const known = (name: string) => names.has(name);
+  const isolated = (name: string) => definition.cases.some((c) => c.name === name && c.isolate);
+  const runs = definition.singleShot?.runs;
+  if (runs !== undefined && !(Number.isInteger(runs) && runs >= 1)) {
+    problems.push(`${where}: singleShot.runs must be an integer >= 1, got ${runs}`);
+  }
   if (!known(definition.reference)) {
     problems.push(`${where}: reference '${definition.reference}' is not a case`);
   }
@@ -28,7 +33,13 @@ export function validateBenchmark(definition: Benchmark): string[] {
       problems.push(`${where}: case '${c.name}' is isolated but the benchmark has no moduleUrl`);
     }
     const unit = c.unit ?? definition.unit;
-    const bytes = c.bytesPerOp ?? definition.bytesPerOp;
+    const perOp = definition.bytesPerOp;
+    // A per-run figure must be positive for full and quick runs alike.
+    const bytes =
+      c.bytesPerOp ??
+      (typeof perOp === 'function'
+        ? Math.min(perOp({ quick: false }), perOp({ quick: true }))
+        : perOp);
     if (unit === 'MiB/s' && !(bytes > 0)) {
       problems.push(`${where}: case '${c.name}' is in MiB/s but moves no bytes per op`);
     }
@@ -39,6 +50,15 @@ export function validateBenchmark(definition: Benchmark): string[] {
       problems.push(`${where}: target names unknown case '${t.vs}'`);
     if (t.atLeast === undefined && t.atMost === undefined) {
       problems.push(`${where}: a target on '${t.case}' has neither atLeast nor atMost`);
+    }
+    if (t.metric === 'rssAboveBaselineBytes') {
+      for (const name of t.kind === 'ratio' ? [t.case, t.vs] : [t.case]) {
+        if (known(name) && !isolated(name)) {
+          problems.push(
+            `${where}: a target on the baseline RSS of '${name}' needs that case isolated (only a child has a baseline)`,
+          );
+        }
+      }
     }
   }
   return problems;

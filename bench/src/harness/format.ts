@@ -66,5 +66,6 @@ export const METRIC_NAMES: Record<Metric, string> = {
   p99Ns: 'p99',
   peakRssBytes: 'peak RSS',
   rssGrowthBytes: 'RSS growth',
+  rssAboveBaselineBytes: 'peak RSS above baseline',
   bytesCopiedPerOp: 'bytes copied/op',
 };

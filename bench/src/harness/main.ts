@@ -44,7 +44,12 @@ export async function runCli(
   const resultsDir = command.outDir === null ? io.resultsDir : resolve(command.outDir);
   let failures = 0;
   for (const benchmark of chosen) {
-    io.out(`\n▶ ${benchmark.name} (${benchmark.cases.length} cases, ${options.rounds} rounds)`);
+    const runs = benchmark.singleShot?.runs;
+    const plan =
+      runs === undefined
+        ? `${options.rounds} rounds`
+        : `single-shot, ${runs} run${runs === 1 ? '' : 's'} each`;
+    io.out(`\n▶ ${benchmark.name} (${benchmark.cases.length} cases, ${plan})`);
     const outcome = await runBenchmark(benchmark, options, io.out);
     const { report } = outcome;
     writeBenchmarkResults(resultsDir, outcome);

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 
@@ -80,4 +81,30 @@ export class RssTracker {
     this.sample();
     return { peak: this.#peak, growth: Math.max(0, this.#peak - this.#baseline) };
   }
+}
+
+/** The `VmHWM` (peak resident set) line of a `/proc/<pid>/status` text, in bytes; null if absent. */
+export function parseVmHwm(status: string): number | null {
+  const match = /^VmHWM:\s*(\d+)\s*kB$/m.exec(status);
+  return match ? Number(match[1]) * 1024 : null;
+}
+
+/**
+ * This process's own peak RSS, in bytes: the kernel's high-water mark of its
+ * address space (`VmHWM` in `/proc/self/status`).
+ *
+ * Not `process.resourceUsage().maxRSS`: Linux keeps `ru_maxrss` across
+ * `execve`, so a child forked from a large parent starts with the parent's
+ * RSS at the fork as its "maximum" (a 40 MiB child of a 500 MiB parent
+ * reports 500 MiB). `VmHWM` belongs to the address space, which `exec`
+ * replaces. Falls back to `maxRSS` where there is no `/proc`.
+ */
+export function peakRssBytes(): number {
+  try {
+    const hwm = parseVmHwm(readFileSync('/proc/self/status', 'utf8'));
+    if (hwm !== null) return hwm;
+  } catch {
+    // No procfs: not Linux.
+  }
+  return process.resourceUsage().maxRSS * 1024;
 }

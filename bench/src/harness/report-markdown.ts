@@ -1,5 +1,5 @@
 import { formatBytes, formatDuration, formatRatio, formatThroughput } from './format';
-import type { BenchmarkReport, CaseResult, RunOptions } from './types';
+import type { BenchmarkReport, CaseResult, RunMode, RunOptions } from './types';
 
 /** Escapes text for a markdown table cell. */
 export function cell(text: string): string {
@@ -21,7 +21,9 @@ function ratioCell(c: CaseResult): string {
 function rssCell(c: CaseResult): string {
   if (c.peakRssBytes === null) return '—';
   const growth = c.rssGrowthBytes === null ? '' : ` (+${formatBytes(c.rssGrowthBytes)})`;
-  return `${formatBytes(c.peakRssBytes)}${growth}`;
+  const baseline = c.baselineRssBytes ?? null;
+  const floor = baseline === null ? '' : `, baseline ${formatBytes(baseline)}`;
+  return `${formatBytes(c.peakRssBytes)}${growth}${floor}`;
 }
 
 /** The results table: one row per case. */
@@ -77,8 +79,12 @@ export function markdownTargets(report: BenchmarkReport): string {
 }
 
 /** How the run was configured, in words. */
-export function describeRun(options: RunOptions): string {
+export function describeRun(options: RunOptions, mode: RunMode = 'timed'): string {
   const kind = options.quick ? 'Quick run (CI smoke: figures are indicative only)' : 'Full run';
+  if (mode === 'single-shot') {
+    const runs = `${options.rounds} measured run${options.rounds === 1 ? '' : 's'} per case`;
+    return `${kind}, single-shot scenario: no warm-up, ${runs}, each timed alone${options.rounds > 1 ? ', cases alternating' : ''}`;
+  }
   return `${kind}: ${options.warmupMs} ms warm-up, then ${options.timeMs} ms measured per case in ${options.rounds} alternating rounds`;
 }
 
@@ -100,7 +106,7 @@ export function markdownReport(
   const note =
     'Throughput is total operations over total timed time; p50/p99 are percentiles of the per-operation time (per sample: a batch of operations lasting at least ' +
     `${formatDuration(report.options.minSampleNs)}, or one operation when slower). ` +
-    "Peak RSS is the process RSS sampled while the case ran (growth: its rise within a slice); for cases run in their own process it is that process's high-water mark. " +
+    "Peak RSS is the process RSS sampled while the case ran (growth: its rise within a slice); for cases run in their own process it is that process's high-water mark, and baseline is that process's RSS before the case's setup (runtime, loader and modules). " +
     "Copied / allocated per op come from buffer-view's counters for our cases; * marks bytes a peer copies by construction of its API.";
   const described = report.cases.filter((c) => c.description !== null);
   if (described.length > 0) {
@@ -108,7 +114,7 @@ export function markdownReport(
   }
   parts.push(`_${note}_`);
   if (report.targets.length > 0) parts.push(`Targets:\n\n${markdownTargets(report)}`);
-  parts.push(`_${describeMachine(report)}. ${describeRun(report.options)}._`);
+  parts.push(`_${describeMachine(report)}. ${describeRun(report.options, report.mode)}._`);
   return `${parts.join('\n\n')}\n`;
 }
 

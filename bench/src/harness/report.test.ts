@@ -5,9 +5,9 @@ import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { afterEach, describe, expect, it } from 'vitest';
 import { caseResult, report } from './fixtures/report';
 import { formatBytes, formatDuration, formatRatio, formatThroughput } from './format';
-import { cell, indexMarkdown, markdownReport, markdownTable } from './report-markdown';
+import { cell, describeRun, indexMarkdown, markdownReport, markdownTable } from './report-markdown';
 import { barScale, LOG_SCALE_SPREAD, svgChart } from './report-svg';
-import type { BenchmarkReport } from './types';
+import type { BenchmarkReport, CaseResult } from './types';
 import { readReports, writeBenchmarkResults, writeIndex } from './write-results';
 
 const sample = report(
@@ -115,9 +115,13 @@ describe('markdownTable', () => {
     expect(tableRows(markdownTable(flat))[0]?.[0]).toBe('Case');
   });
 
-  it('marks isolated cases', () => {
-    const iso = report('iso', [caseResult({ name: 'a', isolated: true, role: 'baseline' })]);
-    expect(tableRows(markdownTable(iso))[2]?.[1]).toBe('baseline, own process');
+  it('marks isolated cases, with their baseline RSS', () => {
+    const iso = report('iso', [
+      caseResult({ name: 'a', isolated: true, role: 'baseline', baselineRssBytes: 80 * 2 ** 20 }),
+    ]);
+    const row = tableRows(markdownTable(iso))[2];
+    expect(row?.[1]).toBe('baseline, own process');
+    expect(row?.[5]).toBe('100 MiB (+1 MiB), baseline 80 MiB');
   });
 });
 
@@ -133,6 +137,20 @@ describe('markdownReport', () => {
     expect(md).toContain('Node v20.20.2');
     expect(md).toContain(
       'Full run: 300 ms warm-up, then 2000 ms measured per case in 10 alternating rounds',
+    );
+  });
+
+  it('describes a single-shot scenario run', () => {
+    const shot = {
+      ...sample,
+      mode: 'single-shot' as const,
+      options: { ...sample.options, warmupMs: 0, timeMs: 0, rounds: 1 },
+    };
+    expect(markdownReport(shot)).toContain(
+      'Full run, single-shot scenario: no warm-up, 1 measured run per case, each timed alone._',
+    );
+    expect(describeRun({ ...sample.options, rounds: 3, quick: true }, 'single-shot')).toBe(
+      'Quick run (CI smoke: figures are indicative only), single-shot scenario: no warm-up, 3 measured runs per case, each timed alone, cases alternating',
     );
   });
 
@@ -244,6 +262,7 @@ describe('results files', () => {
         'description',
         'durationMs',
         'machine',
+        'mode',
         'name',
         'options',
         'reference',
@@ -279,6 +298,17 @@ describe('results files', () => {
       '| [view-slice](#view-slice) | view-slice in one line | 1 of 2 met | full, 2026-01-02 |',
     );
     expect(index).toContain(markdownTable(sample));
+  });
+
+  it('reads reports written before run modes and baselines existed', () => {
+    dir = mkdtempSync(join(tmpdir(), 'bench-results-'));
+    const { mode: _mode, ...old } = report('old', [caseResult({ name: 'a' })]);
+    const { baselineRssBytes: _baseline, ...oldCase } = old.cases[0] as CaseResult;
+    writeFileSync(join(dir, 'old.json'), JSON.stringify({ ...old, cases: [oldCase] }));
+    const [read] = readReports(dir);
+    expect(read?.mode).toBe('timed');
+    expect(read?.cases[0]?.baselineRssBytes).toBeNull();
+    expect(markdownTable(read as BenchmarkReport)).toContain('100 MiB (+1 MiB) |');
   });
 
   it('indexes nothing when there are no results', () => {

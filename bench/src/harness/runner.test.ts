@@ -1,6 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { alternating, calls, mixed } from './fixtures/fixture-bench';
-import { QUICK_OPTIONS, roundOrder, runBenchmark } from './runner';
+import { alternating, calls, mixed, scenario, scenarioRuns } from './fixtures/fixture-bench';
+import {
+  DEFAULT_OPTIONS,
+  effectiveOptions,
+  QUICK_OPTIONS,
+  resolveBytesPerOp,
+  roundOrder,
+  runBenchmark,
+} from './runner';
 import type { RunOptions } from './types';
 
 const options: RunOptions = {
@@ -85,4 +92,50 @@ describe('runBenchmark', () => {
     expect(byName.get('isolated setup throws')?.error).toContain('setup 1 refused');
     expect(log.some((line) => line.includes('throws: failed: kaput'))).toBe(true);
   }, 60_000);
+});
+
+describe('single-shot scenarios', () => {
+  it('run no warm-up and exactly `runs` operations per case, each timed alone', async () => {
+    for (const key of Object.keys(scenarioRuns)) delete scenarioRuns[key];
+    const { report, samples } = await runBenchmark(scenario, options);
+    expect(report.mode).toBe('single-shot');
+    expect(report.options).toMatchObject({ warmupMs: 0, timeMs: 0, rounds: 2, quick: true });
+    // Quick run: the per-run figure of bytes per op.
+    expect(report.bytesPerOp).toBe(1000);
+    // In this process: two runs each, so no warm-up or calibration ran.
+    expect(scenarioRuns).toEqual({ sync: 2, async: 2 });
+    for (const c of report.cases) {
+      expect(c.error, c.name).toBeNull();
+      expect(c).toMatchObject({ ops: 2, samples: 2, batch: 1, bytesPerOp: 1000 });
+      expect(samples[c.name]).toHaveLength(2);
+      expect(c.throughput).toBeCloseTo((2 * 1000) / 2 ** 20 / (c.timeNs / 1e9), 6);
+    }
+    // The async op is awaited, not lost: each of its runs took at least its 5 ms timer.
+    expect(report.cases[1]?.perOpNs?.min).toBeGreaterThan(4_000_000);
+  }, 60_000);
+
+  it('report a baseline RSS for isolated cases only, and judge targets above it', async () => {
+    const { report } = await runBenchmark(scenario, { ...options, quick: false });
+    expect(report.bytesPerOp).toBe(2000);
+    const [local, , isolated] = report.cases;
+    expect(local?.baselineRssBytes).toBeNull();
+    const baseline = isolated?.baselineRssBytes as number;
+    expect(baseline).toBeGreaterThan(0);
+    // The kernel's high-water mark is at least the RSS seen at any moment, the baseline included.
+    expect(isolated?.peakRssBytes).toBeGreaterThanOrEqual(baseline);
+    const [target] = report.targets;
+    expect(target?.actual).toBe((isolated?.peakRssBytes as number) - baseline);
+    expect(target?.met).toBe(true);
+  }, 60_000);
+
+  it('leave timed benchmarks as they are, and resolve bytes per op for the run', () => {
+    expect(effectiveOptions(alternating, DEFAULT_OPTIONS)).toEqual({
+      mode: 'timed',
+      options: DEFAULT_OPTIONS,
+    });
+    expect(effectiveOptions(scenario, DEFAULT_OPTIONS).options.rounds).toBe(2);
+    expect(resolveBytesPerOp(alternating, { quick: true })).toBe(1000);
+    expect(resolveBytesPerOp(scenario, { quick: true })).toBe(1000);
+    expect(resolveBytesPerOp(scenario, { quick: false })).toBe(2000);
+  });
 });

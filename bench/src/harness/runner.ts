@@ -1,11 +1,20 @@
 import { type CaseRunner, createLocalRunner, type SliceResult } from './case-runner';
 import { createChildRunner } from './child';
+import { formatDuration } from './format';
 import { machineInfo } from './machine';
 import { summarize, throughputOf } from './stats';
 import { ensureDebianPackages } from './system';
 import { evaluateTargets } from './targets';
 import { TEARDOWN_TIMEOUT_MS, withTimeout } from './timeout';
-import type { BenchCase, Benchmark, BenchmarkReport, CaseResult, RunOptions } from './types';
+import type {
+  BenchCase,
+  Benchmark,
+  BenchmarkReport,
+  CaseResult,
+  RunMode,
+  RunOptions,
+  SetupContext,
+} from './types';
 
 /** Full runs: about 2.5 s per case. */
 export const DEFAULT_OPTIONS: RunOptions = {
@@ -45,11 +54,33 @@ interface Tally {
   copies: number;
   bytesAllocated: number;
   kernelMaxRss: number | null;
+  baselineRss: number | null;
   error: string | null;
 }
 
 function message(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
+}
+
+/** A benchmark's bytes per operation for this run. */
+export function resolveBytesPerOp(benchmark: Benchmark, context: SetupContext): number {
+  const value = benchmark.bytesPerOp;
+  return typeof value === 'function' ? value(context) : value;
+}
+
+/**
+ * The options a benchmark actually runs with: for a single-shot scenario,
+ * no warm-up, no time box and one round per run.
+ */
+export function effectiveOptions(
+  benchmark: Benchmark,
+  options: RunOptions,
+): { mode: RunMode; options: RunOptions } {
+  if (benchmark.singleShot === undefined) return { mode: 'timed', options };
+  return {
+    mode: 'single-shot',
+    options: { ...options, warmupMs: 0, timeMs: 0, rounds: benchmark.singleShot.runs },
+  };
 }
 
 /** Case order of round `r`: the list rotated by `r`, so no case always runs first or right after the same neighbour. */
@@ -62,16 +93,19 @@ export function roundOrder<T>(items: readonly T[], round: number): T[] {
 /**
  * Runs one benchmark: its setup, each case's setup and warm-up, then
  * `rounds` round-robin rounds in which every case runs one time-boxed slice,
- * then teardowns. A failing case is reported with its error and the others
- * go on; targets are judged, never thrown.
+ * then teardowns. A single-shot scenario skips the warm-up and runs one
+ * operation per case per round instead. A failing case is reported with its
+ * error and the others go on; targets are judged, never thrown.
  */
 export async function runBenchmark(
   benchmark: Benchmark,
-  options: RunOptions = DEFAULT_OPTIONS,
+  requested: RunOptions = DEFAULT_OPTIONS,
   log: (line: string) => void = () => {},
 ): Promise<RunOutcome> {
   const started = Date.now();
   const date = new Date(started).toISOString();
+  const { mode, options } = effectiveOptions(benchmark, requested);
+  const bytesPerOp = resolveBytesPerOp(benchmark, { quick: options.quick });
   if (benchmark.debianPackages?.length) ensureDebianPackages(benchmark.debianPackages, log);
   const state = await benchmark.setup?.({ quick: options.quick });
   const tallies: Tally[] = benchmark.cases.map((benchCase) => ({
@@ -86,6 +120,7 @@ export async function runBenchmark(
     copies: 0,
     bytesAllocated: 0,
     kernelMaxRss: null,
+    baselineRss: null,
     error: null,
   }));
   const failed = async (tally: Tally, error: unknown) => {
@@ -102,10 +137,15 @@ export async function runBenchmark(
         tally.runner = tally.benchCase.isolate
           ? await createChildRunner(benchmark, tally.benchCase.name, options)
           : await createLocalRunner(tally.benchCase, state, options);
-        await tally.runner.warmup();
-        log(
-          `  ${tally.benchCase.name}: warmed up, ${tally.runner.batch} op${tally.runner.batch === 1 ? '' : 's'} per sample`,
-        );
+        tally.baselineRss = tally.runner.baselineRssBytes;
+        if (mode === 'single-shot') {
+          log(`  ${tally.benchCase.name}: set up (single-shot: no warm-up)`);
+        } else {
+          await tally.runner.warmup();
+          log(
+            `  ${tally.benchCase.name}: warmed up, ${tally.runner.batch} op${tally.runner.batch === 1 ? '' : 's'} per sample`,
+          );
+        }
       } catch (error) {
         await failed(tally, error);
       }
@@ -115,7 +155,15 @@ export async function runBenchmark(
       for (const tally of roundOrder(tallies, round)) {
         if (tally.runner === undefined) continue;
         try {
-          add(tally, await tally.runner.slice(sliceMs));
+          if (mode === 'single-shot') {
+            const shot = await tally.runner.shot();
+            add(tally, shot);
+            log(
+              `  ${tally.benchCase.name}: run ${round + 1} of ${options.rounds} took ${formatDuration(shot.timeNs)}`,
+            );
+          } else {
+            add(tally, await tally.runner.slice(sliceMs));
+          }
         } catch (error) {
           await failed(tally, error);
         }
@@ -147,7 +195,7 @@ export async function runBenchmark(
     }
   }
 
-  const cases = tallies.map((t) => toCaseResult(benchmark, t));
+  const cases = tallies.map((t) => toCaseResult(benchmark, bytesPerOp, t));
   const byName = new Map(cases.map((c) => [c.name, c]));
   for (const c of cases) {
     const ref = byName.get(c.reference)?.throughput;
@@ -163,8 +211,9 @@ export async function runBenchmark(
       summary: benchmark.summary,
       description: benchmark.description,
       unit: benchmark.unit,
-      bytesPerOp: benchmark.bytesPerOp,
+      bytesPerOp,
       reference: benchmark.reference,
+      mode,
       date,
       durationMs: Date.now() - started,
       machine: machineInfo(),
@@ -188,10 +237,10 @@ function add(tally: Tally, slice: SliceResult): void {
   tally.bytesAllocated += slice.copies.bytesAllocated;
 }
 
-function toCaseResult(benchmark: Benchmark, tally: Tally): CaseResult {
+function toCaseResult(benchmark: Benchmark, benchmarkBytesPerOp: number, tally: Tally): CaseResult {
   const c = tally.benchCase;
   const unit = c.unit ?? benchmark.unit;
-  const bytesPerOp = c.bytesPerOp ?? benchmark.bytesPerOp;
+  const bytesPerOp = c.bytesPerOp ?? benchmarkBytesPerOp;
   const measured = tally.error === null && tally.ops > 0;
   const counted = c.countCopies ?? c.role === 'ours';
   let copies: CaseResult['copies'] = null;
@@ -222,6 +271,7 @@ function toCaseResult(benchmark: Benchmark, tally: Tally): CaseResult {
     perOpNs: measured && tally.samples.length > 0 ? summarize(tally.samples) : null,
     peakRssBytes: peak,
     rssGrowthBytes: tally.ops > 0 ? tally.rssGrowth : null,
+    baselineRssBytes: tally.baselineRss,
     copies,
     reference: c.reference ?? benchmark.reference,
     ratio: null,

@@ -15,6 +15,25 @@ const raw = caseResult({ name: 'raw', role: 'baseline', unit: 'MiB/s', throughpu
 const broken = caseResult({ name: 'broken', throughput: null, perOpNs: null, error: 'boom' });
 const cases = [ours, raw, broken];
 
+describe('metricOf', () => {
+  it('gives peak RSS above the baseline for isolated cases, null without a baseline', () => {
+    const child = caseResult({
+      name: 'child',
+      isolated: true,
+      peakRssBytes: 120 * 2 ** 20,
+      baselineRssBytes: 80 * 2 ** 20,
+    });
+    expect(metricOf(child, 'rssAboveBaselineBytes')).toBe(40 * 2 ** 20);
+    expect(metricOf(raw, 'rssAboveBaselineBytes')).toBeNull();
+    const [t] = evaluateTargets(
+      [{ kind: 'limit', case: 'child', metric: 'rssAboveBaselineBytes', atMost: 32 * 2 ** 20 }],
+      [child],
+    );
+    expect(t).toMatchObject({ met: false, actual: 40 * 2 ** 20, detail: '40 MiB' });
+    expect(t?.label).toBe('child: peak RSS above baseline ≤ 32 MiB');
+  });
+});
+
 describe('evaluateTargets', () => {
   it('meets a throughput ratio that holds, with the ratio as the actual figure', () => {
     const [r] = evaluateTargets([{ kind: 'ratio', case: 'ours', vs: 'raw', atLeast: 0.8 }], cases);

@@ -14,6 +14,10 @@ export function metricOf(result: CaseResult, metric: Metric): number | null {
       return result.peakRssBytes;
     case 'rssGrowthBytes':
       return result.rssGrowthBytes;
+    case 'rssAboveBaselineBytes':
+      return result.peakRssBytes === null || result.baselineRssBytes === null
+        ? null
+        : result.peakRssBytes - result.baselineRssBytes;
     case 'bytesCopiedPerOp':
       return result.copies?.bytesCopiedPerOp ?? null;
   }

@@ -68,6 +68,8 @@ export type Metric =
   | 'p99Ns'
   | 'peakRssBytes'
   | 'rssGrowthBytes'
+  /** Isolated cases only: peak RSS less the child's baseline RSS (see `CaseResult.baselineRssBytes`). */
+  | 'rssAboveBaselineBytes'
   | 'bytesCopiedPerOp';
 
 /**
@@ -106,8 +108,11 @@ export interface BenchmarkDefinition<S> {
   /** What is compared and how (a paragraph; shown above the table). */
   description: string;
   unit: Unit;
-  /** Bytes one operation moves; turns ops into MiB/s. */
-  bytesPerOp: number;
+  /**
+   * Bytes one operation moves; turns ops into MiB/s. A function when the
+   * input depends on the run (a smaller file for `--quick`).
+   */
+  bytesPerOp: number | ((context: SetupContext) => number);
   /** Default case ratios are computed against. */
   reference: string;
   cases: readonly BenchCase<S>[];
@@ -119,7 +124,19 @@ export interface BenchmarkDefinition<S> {
   moduleUrl?: string;
   /** Debian packages (servers, load tools) to install when their command is missing. */
   debianPackages?: readonly string[];
+  /**
+   * Run as a single-shot scenario instead of timed rounds, for operations
+   * that take seconds (gzip a 2 GiB file): no warm-up, no batching, no time
+   * box (`--time` does not apply); every case runs exactly `runs`
+   * operations, each timed alone, one per round, still alternating with the
+   * other cases. Isolate the cases so each reports its own process's peak RSS.
+   * @default undefined (timed rounds)
+   */
+  singleShot?: { runs: number };
 }
+
+/** How a benchmark was measured: time-boxed rounds, or a fixed number of single operations. */
+export type RunMode = 'timed' | 'single-shot';
 
 /** A benchmark with its state type erased, as the runner and registry hold it. */
 export type Benchmark = BenchmarkDefinition<unknown>;
@@ -182,6 +199,12 @@ export interface CaseResult {
   peakRssBytes: number | null;
   /** Highest rise of RSS above its value at the start of a slice. */
   rssGrowthBytes: number | null;
+  /**
+   * Isolated cases: the child's RSS after loading the benchmark and running
+   * its setup, before the case's own setup (after a full GC): the process
+   * floor the case's memory comes on top of. Null for cases run in the parent.
+   */
+  baselineRssBytes: number | null;
   copies: CopyFigures | null;
   reference: string;
   /** throughput / reference throughput. */
@@ -215,8 +238,11 @@ export interface BenchmarkReport {
   summary: string;
   description: string;
   unit: Unit;
+  /** Resolved for this run (see `BenchmarkDefinition.bytesPerOp`). */
   bytesPerOp: number;
   reference: string;
+  /** `'single-shot'` for scenario benchmarks (then `options` holds the rounds actually run and no warm-up). */
+  mode: RunMode;
   date: string;
   durationMs: number;
   machine: MachineInfo;

@@ -45,8 +45,15 @@ export function readReports(dir: string, order: readonly string[] = []): Benchma
   for (const file of names) {
     try {
       const parsed: unknown = JSON.parse(readFileSync(join(dir, file), 'utf8'));
-      // Reports written before `summary` existed still index.
-      if (isReport(parsed)) reports.push({ ...parsed, summary: parsed.summary ?? '' });
+      // Reports written before `summary`, `mode` and baselines existed still index.
+      if (isReport(parsed)) {
+        reports.push({
+          ...parsed,
+          summary: parsed.summary ?? '',
+          mode: parsed.mode ?? 'timed',
+          cases: parsed.cases.map((c) => ({ ...c, baselineRssBytes: c.baselineRssBytes ?? null })),
+        });
+      }
     } catch {
       // Not one of ours: skip it.
     }
