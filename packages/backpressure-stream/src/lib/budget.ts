@@ -54,7 +54,10 @@ export class ByteBudget {
   /** @internal */
   give(n: number): void {
     this.#used -= n;
-    if (n > 0) for (const listener of [...this.#listeners]) listener();
+    if (n === 0 || this.#listeners.size === 0) return;
+    // A snapshot only when there is more than one: a listener may unsubscribe while being called.
+    if (this.#listeners.size === 1) for (const listener of this.#listeners) listener();
+    else for (const listener of [...this.#listeners]) listener();
   }
 
   /** @internal Calls `listener` whenever bytes are given back; returns an unsubscribe function. */

@@ -73,10 +73,14 @@ export interface BroadcastConsumerOptions {
   policy: SlowConsumerPolicy;
   /**
    * The most bytes this consumer may keep in the ring: chunks handed to it
-   * and not yet released plus chunks not yet handed to it. A consumer pins
-   * at most its budget plus two chunks, so `budget + 2 × maxChunk` must fit
-   * in the broadcast's capacity; a larger budget throws
-   * {@link InvalidArgumentError}.
+   * and not yet released plus chunks not yet handed to it. The policy acts
+   * on the chunks not yet handed out; a chunk the consumer still holds (in
+   * use until its next `read`/iteration step or `release`) cannot be
+   * dropped, so a consumer that holds one chunk while the producer writes a
+   * whole ring past it is disconnected with reason `'lapped'` whatever its
+   * policy: release chunks promptly (or use `pipeTo`, which releases on the
+   * sink's write callback). `budget + 2 × maxChunk` must fit in the
+   * broadcast's capacity; a larger budget throws {@link InvalidArgumentError}.
    * @default capacity - 2 * maxChunk (the largest that fits)
    */
   budget?: number;

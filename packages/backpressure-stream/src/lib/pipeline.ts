@@ -733,7 +733,7 @@ async function pumpInto(
 ): Promise<void> {
   try {
     while (!signal.aborted) {
-      await output.ready();
+      if (!output.writable) await output.ready();
       const next = await pull();
       if (next.done || signal.aborted) return;
       output.write(next.value);
@@ -763,7 +763,7 @@ async function pumpIterator(
   let failure: unknown;
   try {
     while (!signal.aborted) {
-      await output.ready();
+      if (!output.writable) await output.ready();
       nextPending = true;
       const pending = Promise.resolve(iterator.next());
       const next = awaitNext ? await pending : await raceSignal(pending, signal);
