@@ -232,6 +232,15 @@ describe('SlabPool steady state', () => {
     const slabFaults = faults() - start;
     expect(slabFaults).toBeLessThan(pages / 16);
     slab.release();
+
+    // preTouch: false leaves a slab's pages untouched until used, so a big
+    // slab that is mostly unused costs only the pages written.
+    const lazy = new SlabPool({ slabSize: size, preallocate: 1, preTouch: false });
+    const lazySlab = lazy.acquire();
+    start = faults();
+    lazySlab.bytes.fill(1);
+    expect(faults() - start).toBeGreaterThan(pages / 2);
+    lazySlab.release();
   });
 });
 

@@ -32,6 +32,14 @@ export interface SlabPoolOptions {
    */
   preallocate?: number;
   /**
+   * Fault every page of a new slab in when it is allocated, so the hot path
+   * never takes a page fault. Turn off for slabs sized for the largest case
+   * that are usually only partly used (an upload chunk that may grow): then
+   * only the pages actually written become resident.
+   * @default true
+   */
+  preTouch?: boolean;
+  /**
    * Most slabs the pool owns at once (free plus in use). Past it `acquire()`
    * throws {@link PoolExhaustedError} and `acquireAsync()` waits.
    * @default Infinity
@@ -167,6 +175,7 @@ interface Waiter {
  * ```
  */
 export class SlabPool {
+  readonly #preTouch: boolean;
   readonly #free: SlabMemory[] = [];
   readonly #waiters: Waiter[] = [];
   readonly #owner: SlabOwner;
@@ -258,6 +267,7 @@ export class SlabPool {
       );
     }
     this.debug = options.debug ?? false;
+    this.#preTouch = options.preTouch ?? true;
     this.pinRatio = pinRatio;
     this.#registry = new FinalizationRegistry((pin) => {
       if (pin.released) return;
@@ -380,7 +390,7 @@ export class SlabPool {
     const size = this.slabSize;
     const bytes = this.shared ? new Uint8Array(new SharedArrayBuffer(size)) : new Uint8Array(size);
     // Fault every page in now, so the hot path never takes a page fault.
-    for (let i = 0; i < size; i += PAGE) bytes[i] = 0;
+    if (this.#preTouch) for (let i = 0; i < size; i += PAGE) bytes[i] = 0;
     recordAllocation(size);
     this.#allocations++;
     this.#slabs++;

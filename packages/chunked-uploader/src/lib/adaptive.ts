@@ -107,15 +107,20 @@ export class AdaptiveChunkSize {
     return [...this.#rates].map(([size, bytesPerSecond]) => ({ size, bytesPerSecond }));
   }
 
-  /** Records a chunk of `bytes` acknowledged `ms` after it started. */
-  record(bytes: number, ms: number): void {
+  /**
+   * Records a chunk planned at `size` that carried `bytes` and was
+   * acknowledged `ms` after it started. Chunks are planned before earlier
+   * ones are measured (prefetch), so a measurement is filed under the size
+   * it was planned at, and only one for the current size moves the climb.
+   */
+  record(size: number, bytes: number, ms: number): void {
     if (ms <= 0 || bytes <= 0) return;
-    const size = this.size;
     // A short final chunk says little about its size's throughput.
     if (bytes < size / 2) return;
     const rate = (bytes / ms) * 1000;
     const old = this.#rates.get(size);
     this.#rates.set(size, old === undefined ? rate : old * 0.5 + rate * 0.5);
+    if (size !== this.size) return;
     if (this.#growing) {
       const prev =
         this.#step > 0 ? this.#rates.get(this.#ladder[this.#step - 1] as number) : undefined;

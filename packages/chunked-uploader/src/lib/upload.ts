@@ -192,6 +192,8 @@ export interface UploadEvents extends EventMap {
 }
 
 interface ReadChunk {
+  /** The size the chunk was planned at (what adaptive sizing measures). */
+  planned: number;
   index: number;
   offset: number;
   bytes: Uint8Array;
@@ -507,7 +509,13 @@ export class Upload extends Emitter<UploadEvents> {
       rewindTo = undefined;
       // A fresh pool per pass: after a failed pass, slabs still held by its
       // aborted stages are simply dropped with the old pool.
-      const pool = new SlabPool({ slabSize: maxChunk, maxSlabs: prefetch + parallel + lookahead });
+      // Adaptive slabs are sized for the largest chunk it may try; leaving their
+      // pages untouched until used keeps resident memory to the chunks in play.
+      const pool = new SlabPool({
+        slabSize: maxChunk,
+        maxSlabs: prefetch + parallel + lookahead,
+        preTouch: adaptive === undefined,
+      });
       const queue = new Channel<ReadChunk>({ capacity: Math.max(1, prefetch), size: () => 1 });
       const stop = new AbortController();
       const linked = AbortSignal.any([signal, stop.signal]);
@@ -650,6 +658,7 @@ export class Upload extends Emitter<UploadEvents> {
         throw new SourceError(`source ended at ${offset + n} bytes but its size is ${known}`);
       }
       const chunk: ReadChunk = {
+        planned: size,
         index,
         offset,
         bytes,
@@ -765,7 +774,7 @@ export class Upload extends Emitter<UploadEvents> {
       onRetry,
     );
     const ms = performance.now() - began;
-    adaptive?.record(chunk.bytes.length, ms);
+    adaptive?.record(chunk.planned, chunk.bytes.length, ms);
     this.emit('progress', this.#tracker.snapshot());
     this.emit('chunk', {
       index: chunk.index,
@@ -834,6 +843,8 @@ export function planChunkSize(
     chunk = Math.max(chunk, Math.ceil(size / caps.maxChunks));
   }
   chunk = Math.min(chunk, caps.maxChunkSize);
+  // One chunk larger than the whole file would only reserve memory nobody fills.
+  if (size !== undefined) chunk = Math.min(chunk, Math.max(size, 1));
   const multiple = Math.max(1, caps.chunkMultiple);
   chunk = Math.max(multiple, Math.ceil(chunk / multiple) * multiple);
   if (chunk > caps.maxChunkSize) chunk = Math.floor(caps.maxChunkSize / multiple) * multiple;
