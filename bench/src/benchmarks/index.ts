@@ -1,12 +1,15 @@
 import type { Benchmark } from '../harness/types';
+import { adaptiveChunk } from './adaptive-chunk';
 import { blCompare } from './bl-compare';
 import { fanOut } from './fan-out';
 import { gatherWrite } from './gather-write';
 import { gzipGuide } from './gzip-guide';
 import { loopback } from './loopback';
 import { pipeline3stage } from './pipeline-3stage';
+import { s3Upload } from './s3-upload';
 import { socketIngest } from './socket-ingest';
 import { splice } from './splice';
+import { tusUpload } from './tus-upload';
 import { viewSlice } from './view-slice';
 
 /**
@@ -23,4 +26,7 @@ export const benchmarks: readonly Benchmark[] = [
   pipeline3stage,
   gzipGuide,
   fanOut,
+  tusUpload,
+  s3Upload,
+  adaptiveChunk,
 ];

@@ -31,7 +31,7 @@ export interface CaseRunner {
   /**
    * Exactly one operation, timed alone, with no warm-up needed before it:
    * a round of a single-shot scenario. The RSS is sampled by a timer while
-   * it runs.
+   * it runs. The case's `check`, if any, runs after it, untimed.
    */
   shot(): Promise<SliceResult>;
   /** Tears the case down. `maxRssBytes` is the process's kernel high-water mark, for isolated cases. */
@@ -184,6 +184,8 @@ export async function createLocalRunner<S>(
       }
       const memory = rss.stop();
       const copies = copyDelta(before);
+      // Outside the timing and the copy counts: proof the run did its work.
+      await benchCase.check?.(state, sink);
       gc?.();
       const ns = Number(d);
       return {

@@ -61,6 +61,13 @@ describe('validateBenchmark', () => {
     expect(problems).toContain('singleShot.runs must be an integer >= 1, got 0');
     expect(problems).toContain("case 'a' is in MiB/s but moves no bytes per op");
     expect(problems).toContain("baseline RSS of 'b' needs that case isolated");
+    const timedCheck = validateBenchmark({
+      ...base,
+      cases: [{ ...(base.cases[0] as Benchmark['cases'][number]), check: () => {} }],
+    });
+    expect(timedCheck.join('\n')).toContain(
+      "case 'a' has a check, which only single-shot scenarios run",
+    );
     const good: Benchmark = {
       ...base,
       unit: 'MiB/s',
@@ -93,6 +100,9 @@ describe('the registry', () => {
         'pipeline-3stage',
         'gzip-guide',
         'fan-out',
+        'tus-upload',
+        's3-upload',
+        'adaptive-chunk',
       ]),
     );
     expect(new Set(names).size).toBe(names.length);

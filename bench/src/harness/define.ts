@@ -2,7 +2,7 @@ import type { Benchmark, BenchmarkDefinition } from './types';
 
 const NAME = /^[a-z0-9]+(?:-[a-z0-9]+)*$/;
 
-/** Problems in a definition: duplicate or unknown case names, a bad name, an isolated case without a module. */
+/** Problems in a definition: duplicate or unknown case names, a bad name, an isolated case without a module, a check outside a single-shot scenario. */
 export function validateBenchmark(definition: Benchmark): string[] {
   const problems: string[] = [];
   const where = `benchmark '${definition.name}'`;
@@ -28,6 +28,9 @@ export function validateBenchmark(definition: Benchmark): string[] {
   for (const c of definition.cases) {
     if (c.reference !== undefined && !known(c.reference)) {
       problems.push(`${where}: case '${c.name}' has unknown reference '${c.reference}'`);
+    }
+    if (c.check !== undefined && definition.singleShot === undefined) {
+      problems.push(`${where}: case '${c.name}' has a check, which only single-shot scenarios run`);
     }
     if (c.isolate && definition.moduleUrl === undefined) {
       problems.push(`${where}: case '${c.name}' is isolated but the benchmark has no moduleUrl`);

@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { alternating, calls, mixed, scenario, scenarioRuns } from './fixtures/fixture-bench';
+import {
+  alternating,
+  calls,
+  checked,
+  checkedSeen,
+  mixed,
+  scenario,
+  scenarioRuns,
+} from './fixtures/fixture-bench';
 import {
   DEFAULT_OPTIONS,
   effectiveOptions,
@@ -126,6 +134,21 @@ describe('single-shot scenarios', () => {
     const [target] = report.targets;
     expect(target?.actual).toBe((isolated?.peakRssBytes as number) - baseline);
     expect(target?.met).toBe(true);
+  }, 60_000);
+
+  it('check each run after it, outside its timing, and fail the case whose check throws', async () => {
+    checkedSeen.length = 0;
+    const { report } = await runBenchmark(checked, options);
+    const [slow, refused] = report.cases;
+    // Each check got the value its run returned.
+    expect(checkedSeen).toEqual(['slow check 1', 'slow check 2']);
+    expect(slow?.error).toBeNull();
+    expect(slow?.ops).toBe(2);
+    // Two 300 ms checks ran, none of it timed.
+    expect(slow?.timeNs).toBeLessThan(300e6);
+    // In a child too: the second run's check refused it, so the case failed.
+    expect(refused?.throughput).toBeNull();
+    expect(refused?.error).toContain('run 2 left no output');
   }, 60_000);
 
   it('leave timed benchmarks as they are, and resolve bytes per op for the run', () => {

@@ -42,6 +42,14 @@ export interface BenchCase<S> {
   /** Runs once after this case's last round. */
   teardown?: (state: S) => void | Promise<void>;
   /**
+   * Single-shot scenarios only: runs after each run, outside its timing, with
+   * the value the run resolved to. Check the output here (and clean it up)
+   * so a broken run cannot look fast; throwing fails the case. In an
+   * isolated case it runs in the child, so keep it light on memory: the
+   * child's peak RSS is its whole life's.
+   */
+  check?: (state: S, result: unknown) => void | Promise<void>;
+  /**
    * Run this case in its own child process (its own heap and RSS), still
    * alternating with the others round by round. The benchmark must set
    * `moduleUrl` so the child can load it.
