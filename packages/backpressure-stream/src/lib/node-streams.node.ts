@@ -3,7 +3,7 @@ import { Channel } from './channel';
 import { AbortedError, ClosedError, checkNumber, InvalidArgumentError } from './errors';
 import { runNodeStage } from './node-stage';
 import { SinkChannel } from './sink-channel';
-import { noop, quietStop } from './stage-util';
+import { feedChannel, noop, quietStop } from './stage-util';
 
 const DEFAULT_HIGH_WATER_MARK = 64 * 1024;
 
@@ -220,21 +220,9 @@ export function fromNodeReadable<T = Uint8Array>(
   options: FromNodeOptions = {},
 ): Channel<T> {
   const channel = new Channel<T>(channelOptions(options));
-  const control = new AbortController();
-  const off = channel.on('abort', (reason) => control.abort(reason ?? quietStop(channel.name)));
-  if (channel.closed) control.abort(quietStop(channel.name));
-  runNodeStage<T>(readable, {
-    output: channel,
-    signal: control.signal,
-    onError: (error) => channel.abort(error),
-    label: channel.name,
-  })
-    .then(
-      () => channel.close(),
-      (error: unknown) => channel.abort(error),
-    )
-    .finally(off);
-  return channel;
+  return feedChannel(channel, (signal, onError) =>
+    runNodeStage<T>(readable, { output: channel, signal, onError, label: channel.name }),
+  );
 }
 
 /**

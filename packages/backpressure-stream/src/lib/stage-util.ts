@@ -1,4 +1,5 @@
 import type { ByteBudget } from './budget';
+import type { Channel } from './channel';
 import { AbortedError, ClosedError } from './errors';
 import { type StageMetrics, StallClock } from './metrics';
 
@@ -161,4 +162,25 @@ export class StageMeter {
       stalls: this.stall.count,
     };
   }
+}
+
+/**
+ * @internal Runs a stage that fills `channel`, tying their lifetimes: the
+ * channel closes when the stage ends and aborts when it fails; aborting or
+ * cancelling the channel stops the stage (quietly when no reason was given).
+ */
+export function feedChannel<T>(
+  channel: Channel<T>,
+  run: (signal: AbortSignal, onError: (error: unknown) => void) => Promise<void>,
+): Channel<T> {
+  const control = new AbortController();
+  const off = channel.on('abort', (reason) => control.abort(reason ?? quietStop(channel.name)));
+  if (channel.closed) control.abort(quietStop(channel.name));
+  run(control.signal, (error) => channel.abort(error))
+    .then(
+      () => channel.close(),
+      (error: unknown) => channel.abort(error),
+    )
+    .finally(off);
+  return channel;
 }

@@ -2,7 +2,7 @@ import { Channel } from './channel';
 import { AbortedError, ClosedError, checkNumber, InvalidArgumentError } from './errors';
 import { SinkChannel } from './sink-channel';
 import { byteSize } from './size';
-import { noop, quietStop } from './stage-util';
+import { feedChannel, noop } from './stage-util';
 import { runWebReadable, runWebWritable } from './web-stage';
 
 /**
@@ -252,20 +252,9 @@ export function fromReadableStream<T = Uint8Array>(
   options: FromStreamOptions = {},
 ): Channel<T> {
   const channel = new Channel<T>(channelOptions(options));
-  const control = new AbortController();
-  const off = channel.on('abort', (reason) => control.abort(reason ?? quietStop(channel.name)));
-  if (channel.closed) control.abort(quietStop(channel.name));
-  runWebReadable(stream, {
-    output: channel,
-    signal: control.signal,
-    onError: (error) => channel.abort(error),
-  })
-    .then(
-      () => channel.close(),
-      (error: unknown) => channel.abort(error),
-    )
-    .finally(off);
-  return channel;
+  return feedChannel(channel, (signal, onError) =>
+    runWebReadable(stream, { output: channel, signal, onError }),
+  );
 }
 
 /**
