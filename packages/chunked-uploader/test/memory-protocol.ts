@@ -161,7 +161,7 @@ class MemorySession implements ProtocolSession {
         if (fault?.kind === 'conflict')
           throw new OffsetConflictError(chunk.offset, upload.bytes.length);
         const keep = fault?.kind === 'partial' ? (fault.keep ?? 0) : chunk.bytes.length;
-        upload.bytes.push(...chunk.bytes.subarray(0, keep));
+        for (const byte of chunk.bytes.subarray(0, keep)) upload.bytes.push(byte);
         options.onBytesSent?.(keep);
         p.sendLog.push({ index: chunk.index, offset: chunk.offset, length: keep });
         return { offset: upload.bytes.length };

@@ -97,6 +97,11 @@ export class AdaptiveChunkSize {
     this.#settled = start;
   }
 
+  /** The largest size it may choose: what a buffer must hold. */
+  get largest(): number {
+    return this.#ladder[this.#ladder.length - 1] as number;
+  }
+
   /** The size the next chunk should have. */
   get size(): number {
     return this.#ladder[this.#step] as number;

@@ -437,6 +437,17 @@ describe('pause and resume', () => {
   });
 });
 
+describe('adaptive uploads', () => {
+  it('never sizes buffers beyond the file, whatever maxChunkSize allows', async () => {
+    const data = random(3 * 2 ** 20);
+    const protocol = new MemoryProtocol();
+    await run(fromBytes(data), { protocol, adaptive: { maxChunkSize: 256 * 2 ** 20 } }).done;
+    expect(protocol.object()).toEqual(data);
+    for (const buffer of protocol.buffersSeen)
+      expect(buffer.byteLength).toBeLessThanOrEqual(3 * 2 ** 20);
+  });
+});
+
 describe('chunk size rules', () => {
   it('rounds to the protocol: GCS multiples, S3 minimum and part count', () => {
     const gcs = {

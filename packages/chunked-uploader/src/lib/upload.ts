@@ -490,8 +490,8 @@ export class Upload extends Emitter<UploadEvents> {
     if (resumedBytes > 0) this.emit('resumed', resumedBytes);
     this.emit('progress', this.#tracker.snapshot());
 
-    const adaptive = this.#makeAdaptive(caps, chunkSize);
-    const maxChunk = adaptive === undefined ? chunkSize : Math.max(chunkSize, adaptive.max);
+    const adaptive = this.#makeAdaptive(caps, chunkSize, source.size);
+    const maxChunk = adaptive === undefined ? chunkSize : Math.max(chunkSize, adaptive.largest);
     const parallel =
       caps.placement === 'part' ? Math.min(this.#options.parallel ?? 1, caps.maxParallel) : 1;
     const prefetch = this.#options.prefetch ?? 2;
@@ -599,20 +599,21 @@ export class Upload extends Emitter<UploadEvents> {
   #makeAdaptive(
     caps: ProtocolCapabilities,
     chunkSize: number,
-  ): (AdaptiveChunkSize & { max: number }) | undefined {
+    size: number | undefined,
+  ): AdaptiveChunkSize | undefined {
     const option = this.#options.adaptive;
     if (option === undefined || option === false || caps.placement !== 'offset') return undefined;
     const settings = option === true ? {} : option;
     const min = Math.max(settings.minChunkSize ?? MiB, caps.minChunkSize);
-    const max = Math.min(settings.maxChunkSize ?? 64 * MiB, caps.maxChunkSize);
-    const controller = new AdaptiveChunkSize(
+    // No size larger than the file is worth trying (or reserving slabs for).
+    const max = Math.min(settings.maxChunkSize ?? 64 * MiB, caps.maxChunkSize, size ?? Infinity);
+    return new AdaptiveChunkSize(
       min,
       Math.max(min, max),
       settings.initialChunkSize ?? chunkSize,
       caps.chunkMultiple,
       settings,
     );
-    return Object.assign(controller, { max: Math.max(min, max) });
   }
 
   /** Reads chunks in order into pooled slabs and queues them. */
