@@ -1,6 +1,6 @@
 /**
  * Serves the built documentation site (API reference, guides, benchmark
- * charts) until the example app lands and takes over `pnpm start`.
+ * charts) with `pnpm docs:serve` (the example app owns `pnpm start`).
  */
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';

@@ -1,0 +1,318 @@
+import { isAbsolute, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { MediaServerError } from './errors.ts';
+
+/** Where videos live: a local directory (the default) or an S3-compatible bucket. */
+export type StorageConfig =
+  | { readonly kind: 'local'; readonly dir: string }
+  | {
+      readonly kind: 's3';
+      readonly endpoint: string;
+      readonly bucket: string;
+      readonly region: string;
+      readonly accessKeyId: string;
+      readonly secretAccessKey: string;
+      /** Key prefix under which the library lives, e.g. `media/`. */
+      readonly prefix: string;
+      /** Path-style URLs (`endpoint/bucket/key`), which MinIO, s3rver and most self-hosted stores need. */
+      readonly forcePathStyle: boolean;
+    };
+
+/** Everything the server reads from its environment and flags, validated. */
+export interface ServerConfig {
+  readonly host: string;
+  readonly port: number;
+  /** Local working directory: the library (local storage), upload staging, generated samples. */
+  readonly dataDir: string;
+  readonly storage: StorageConfig;
+  /** Byte budget of the in-memory video cache. @default 512 MiB */
+  readonly cacheBytes: number;
+  /** Largest file the cache admits (bigger ones are always served by cold reads). @default cacheBytes / 2 */
+  readonly cacheMaxFileBytes: number;
+  /** Requests for one file before it is loaded into the cache. @default 2 */
+  readonly cacheAdmitAfter: number;
+  /** Size of the pooled buffers cold reads fill. @default 256 KiB */
+  readonly readChunkBytes: number;
+  /** Pooled buffers for cold reads; responses wait for one when all are in use. @default 256 */
+  readonly readBuffers: number;
+  /** Ranges a request may ask for before the Range header is ignored (RFC 9110 §14.2). @default 16 */
+  readonly maxRanges: number;
+  /** Largest request head (request line plus headers). @default 16 KiB */
+  readonly maxHeaderBytes: number;
+  /** Concurrent connections; more are refused. @default 1024 */
+  readonly maxConnections: number;
+  /** Time allowed to receive a request's headers (slowloris guard). @default 10 s */
+  readonly headersTimeoutMs: number;
+  /** Time allowed to receive a whole request, body included. @default 10 min */
+  readonly requestTimeoutMs: number;
+  /** A socket with no traffic either way for this long is closed. @default 60 s */
+  readonly idleTimeoutMs: number;
+  /** Idle time an HTTP keep-alive connection is held between requests. @default 5 s */
+  readonly keepAliveTimeoutMs: number;
+  /** Time in-flight requests get to finish after SIGTERM before connections are cut. @default 10 s */
+  readonly shutdownGraceMs: number;
+  /** Put a sample video into an empty library on start. @default true */
+  readonly sample: boolean;
+  readonly logLevel: LogLevel;
+}
+
+/** Log levels, least to most severe. */
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
+const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error', 'silent'];
+
+const FLAGS = {
+  port: { type: 'string' },
+  host: { type: 'string' },
+  'data-dir': { type: 'string' },
+  'cache-bytes': { type: 'string' },
+  'log-level': { type: 'string' },
+  'no-sample': { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+/** The `--help` text. */
+export const USAGE = `Usage: media-server [--port N] [--host ADDR] [--data-dir DIR] [--cache-bytes SIZE] [--log-level LEVEL] [--no-sample]
+
+Environment (flags win): PORT, HOST, DATA_DIR, CACHE_BYTES, CACHE_MAX_FILE_BYTES,
+CACHE_ADMIT_AFTER, READ_CHUNK_BYTES, READ_BUFFERS, MAX_RANGES, MAX_HEADER_BYTES,
+MAX_CONNECTIONS, HEADERS_TIMEOUT_MS, REQUEST_TIMEOUT_MS, IDLE_TIMEOUT_MS,
+KEEP_ALIVE_TIMEOUT_MS, SHUTDOWN_GRACE_MS, SAMPLE (0/1), LOG_LEVEL.
+S3-compatible storage: S3_BUCKET (turns it on), S3_ENDPOINT, S3_REGION,
+S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY (or AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY),
+S3_PREFIX, S3_FORCE_PATH_STYLE (0/1).
+Sizes take a unit: 512MiB, 2GiB, 65536.`;
+
+const UNITS: Record<string, number> = {
+  '': 1,
+  b: 1,
+  k: 1024,
+  kb: 1000,
+  kib: 1024,
+  m: 2 ** 20,
+  mb: 1e6,
+  mib: 2 ** 20,
+  g: 2 ** 30,
+  gb: 1e9,
+  gib: 2 ** 30,
+};
+
+/**
+ * Reads the configuration from flags and environment, collecting every
+ * problem before failing so one start-up shows them all.
+ *
+ * @example
+ * ```ts
+ * const config = loadConfig(process.argv.slice(2), process.env);
+ * ```
+ */
+export function loadConfig(
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv,
+  cwd = process.cwd(),
+): ServerConfig {
+  const problems: string[] = [];
+  let flags: ReturnType<typeof parseFlags>;
+  try {
+    flags = parseFlags(argv);
+  } catch (error) {
+    throw new MediaServerError('CONFIG_INVALID', `${(error as Error).message}\n\n${USAGE}`, {
+      cause: error,
+    });
+  }
+  const pick = (flag: string | undefined, name: string): string | undefined => {
+    const value = flag ?? env[name];
+    return value === undefined || value === '' ? undefined : value;
+  };
+  const int = (
+    name: string,
+    raw: string | undefined,
+    fallback: number,
+    min: number,
+    max: number,
+  ): number => {
+    if (raw === undefined) return fallback;
+    const value = /^\d+$/.test(raw.trim()) ? Number(raw) : Number.NaN;
+    if (!Number.isSafeInteger(value) || value < min || value > max) {
+      problems.push(`${name}=${JSON.stringify(raw)}: expected an integer in ${min}..${max}`);
+      return fallback;
+    }
+    return value;
+  };
+  const size = (name: string, raw: string | undefined, fallback: number, min: number): number => {
+    if (raw === undefined) return fallback;
+    const match = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(raw);
+    const unit = UNITS[match?.[2]?.toLowerCase() ?? 'x'];
+    const value = match && unit !== undefined ? Math.floor(Number(match[1]) * unit) : Number.NaN;
+    if (!Number.isSafeInteger(value) || value < min) {
+      problems.push(
+        `${name}=${JSON.stringify(raw)}: expected a size of at least ${min} bytes, like 512MiB`,
+      );
+      return fallback;
+    }
+    return value;
+  };
+  const bool = (name: string, raw: string | undefined, fallback: boolean): boolean => {
+    if (raw === undefined) return fallback;
+    if (/^(1|true|yes|on)$/i.test(raw)) return true;
+    if (/^(0|false|no|off)$/i.test(raw)) return false;
+    problems.push(`${name}=${JSON.stringify(raw)}: expected 0 or 1`);
+    return fallback;
+  };
+
+  const port = int('PORT', pick(flags.port, 'PORT'), 8080, 0, 65535);
+  const host = pick(flags.host, 'HOST') ?? '127.0.0.1';
+  const dataDirRaw = pick(flags['data-dir'], 'DATA_DIR') ?? 'data';
+  const dataDir = isAbsolute(dataDirRaw) ? dataDirRaw : resolve(cwd, dataDirRaw);
+  const cacheBytes = size(
+    'CACHE_BYTES',
+    pick(flags['cache-bytes'], 'CACHE_BYTES'),
+    512 * 2 ** 20,
+    0,
+  );
+  const cacheMaxFileBytes = size(
+    'CACHE_MAX_FILE_BYTES',
+    pick(undefined, 'CACHE_MAX_FILE_BYTES'),
+    Math.floor(cacheBytes / 2),
+    0,
+  );
+  if (cacheMaxFileBytes > cacheBytes) {
+    problems.push(`CACHE_MAX_FILE_BYTES=${cacheMaxFileBytes} exceeds CACHE_BYTES=${cacheBytes}`);
+  }
+  const logLevelRaw = pick(flags['log-level'], 'LOG_LEVEL') ?? 'info';
+  if (!LOG_LEVELS.includes(logLevelRaw as LogLevel)) {
+    problems.push(
+      `LOG_LEVEL=${JSON.stringify(logLevelRaw)}: expected one of ${LOG_LEVELS.join(', ')}`,
+    );
+  }
+
+  const config: ServerConfig = {
+    host,
+    port,
+    dataDir,
+    storage: storageConfig(env, dataDir, problems),
+    cacheBytes,
+    cacheMaxFileBytes,
+    cacheAdmitAfter: int(
+      'CACHE_ADMIT_AFTER',
+      pick(undefined, 'CACHE_ADMIT_AFTER'),
+      2,
+      1,
+      1_000_000,
+    ),
+    readChunkBytes: size('READ_CHUNK_BYTES', pick(undefined, 'READ_CHUNK_BYTES'), 256 * 1024, 4096),
+    readBuffers: int('READ_BUFFERS', pick(undefined, 'READ_BUFFERS'), 256, 2, 1_000_000),
+    maxRanges: int('MAX_RANGES', pick(undefined, 'MAX_RANGES'), 16, 1, 1000),
+    maxHeaderBytes: size('MAX_HEADER_BYTES', pick(undefined, 'MAX_HEADER_BYTES'), 16 * 1024, 1024),
+    maxConnections: int('MAX_CONNECTIONS', pick(undefined, 'MAX_CONNECTIONS'), 1024, 1, 1_000_000),
+    headersTimeoutMs: int(
+      'HEADERS_TIMEOUT_MS',
+      pick(undefined, 'HEADERS_TIMEOUT_MS'),
+      10_000,
+      100,
+      3_600_000,
+    ),
+    requestTimeoutMs: int(
+      'REQUEST_TIMEOUT_MS',
+      pick(undefined, 'REQUEST_TIMEOUT_MS'),
+      600_000,
+      0,
+      86_400_000,
+    ),
+    idleTimeoutMs: int(
+      'IDLE_TIMEOUT_MS',
+      pick(undefined, 'IDLE_TIMEOUT_MS'),
+      60_000,
+      100,
+      86_400_000,
+    ),
+    keepAliveTimeoutMs: int(
+      'KEEP_ALIVE_TIMEOUT_MS',
+      pick(undefined, 'KEEP_ALIVE_TIMEOUT_MS'),
+      5_000,
+      0,
+      3_600_000,
+    ),
+    shutdownGraceMs: int(
+      'SHUTDOWN_GRACE_MS',
+      pick(undefined, 'SHUTDOWN_GRACE_MS'),
+      10_000,
+      0,
+      600_000,
+    ),
+    sample: flags['no-sample'] === true ? false : bool('SAMPLE', pick(undefined, 'SAMPLE'), true),
+    logLevel: logLevelRaw as LogLevel,
+  };
+  if (config.headersTimeoutMs > config.requestTimeoutMs && config.requestTimeoutMs !== 0) {
+    problems.push(
+      `HEADERS_TIMEOUT_MS=${config.headersTimeoutMs} exceeds REQUEST_TIMEOUT_MS=${config.requestTimeoutMs}`,
+    );
+  }
+  if (problems.length > 0) {
+    throw new MediaServerError(
+      'CONFIG_INVALID',
+      `invalid configuration:\n  ${problems.join('\n  ')}`,
+    );
+  }
+  return config;
+}
+
+/** True when `--help` was given. */
+export function wantsHelp(argv: readonly string[]): boolean {
+  try {
+    return parseFlags(argv).help === true;
+  } catch {
+    return false;
+  }
+}
+
+function parseFlags(argv: readonly string[]) {
+  return parseArgs({ args: [...argv], options: FLAGS, strict: true, allowPositionals: false })
+    .values;
+}
+
+function storageConfig(env: NodeJS.ProcessEnv, dataDir: string, problems: string[]): StorageConfig {
+  const bucket = env.S3_BUCKET;
+  if (bucket === undefined || bucket === '')
+    return { kind: 'local', dir: resolve(dataDir, 'videos') };
+  const accessKeyId = env.S3_ACCESS_KEY_ID ?? env.AWS_ACCESS_KEY_ID ?? '';
+  const secretAccessKey = env.S3_SECRET_ACCESS_KEY ?? env.AWS_SECRET_ACCESS_KEY ?? '';
+  const region = env.S3_REGION ?? env.AWS_REGION ?? 'us-east-1';
+  const endpoint = env.S3_ENDPOINT ?? `https://s3.${region}.amazonaws.com`;
+  if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket)) {
+    problems.push(
+      `S3_BUCKET=${JSON.stringify(bucket)}: not a valid bucket name (3-63 of a-z 0-9 . -)`,
+    );
+  }
+  try {
+    const url = new URL(endpoint);
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('not http(s)');
+  } catch {
+    problems.push(`S3_ENDPOINT=${JSON.stringify(endpoint)}: expected an http(s) URL`);
+  }
+  if (accessKeyId === '')
+    problems.push('S3_BUCKET is set but S3_ACCESS_KEY_ID (or AWS_ACCESS_KEY_ID) is not');
+  if (secretAccessKey === '') {
+    problems.push('S3_BUCKET is set but S3_SECRET_ACCESS_KEY (or AWS_SECRET_ACCESS_KEY) is not');
+  }
+  const prefix = env.S3_PREFIX ?? '';
+  const badSegment = prefix
+    .split('/')
+    .slice(0, -1)
+    .some((s) => s === '' || s === '.' || s === '..');
+  if (prefix !== '' && (!/^[A-Za-z0-9!_.*'()/-]+\/$/.test(prefix) || badSegment)) {
+    problems.push(
+      `S3_PREFIX=${JSON.stringify(prefix)}: expected safe key characters ending in "/"`,
+    );
+  }
+  const pathStyle = env.S3_FORCE_PATH_STYLE;
+  return {
+    kind: 's3',
+    endpoint,
+    bucket,
+    region,
+    accessKeyId,
+    secretAccessKey,
+    prefix,
+    forcePathStyle: pathStyle === undefined ? true : /^(1|true|yes|on)$/i.test(pathStyle),
+  };
+}

@@ -1,0 +1,153 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { MediaServerError } from '../errors.ts';
+import type { Logger } from '../log.ts';
+
+/** What a route handler gets for one request. */
+export interface RequestContext {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly url: URL;
+  /** The route's captured path segments, decoded. */
+  readonly params: readonly string[];
+  /** Aborted when the client goes away before the response is complete. */
+  readonly signal: AbortSignal;
+  readonly log: Logger;
+  /** Body bytes the handler handed to the socket (for metrics). */
+  sent: number;
+}
+
+/** A route: a name for metrics and logs, the methods it answers, a path pattern and a handler. */
+export interface Route {
+  readonly name: string;
+  readonly methods: readonly string[];
+  readonly pattern: RegExp;
+  readonly handler: (ctx: RequestContext) => Promise<void> | void;
+}
+
+/** Called once per request when its response has closed, whatever happened. */
+export type RequestObserver = (info: {
+  route: string;
+  method: string;
+  status: number;
+  sent: number;
+  seconds: number;
+  aborted: boolean;
+}) => void;
+
+/**
+ * A small method-and-pattern router over `node:http`: the server needs full
+ * control of the socket writes (zero-copy views, drain, slab release), which
+ * is what a framework would hide.
+ *
+ * @example
+ * ```ts
+ * const handle = createRouter([{ name: 'health', methods: ['GET'], pattern: /^\/healthz$/, handler: ({ res }) => res.end('ok') }], log);
+ * createServer(handle).listen(8080);
+ * ```
+ */
+export function createRouter(routes: readonly Route[], log: Logger, observe?: RequestObserver) {
+  return (req: IncomingMessage, res: ServerResponse): void => {
+    const started = process.hrtime.bigint();
+    const controller = new AbortController();
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'http://localhost');
+    } catch {
+      url = new URL('http://localhost/');
+    }
+    const method = req.method ?? 'GET';
+    const match = findRoute(routes, url.pathname, method);
+    const ctx: RequestContext = {
+      req,
+      res,
+      url,
+      params: match.params,
+      signal: controller.signal,
+      log,
+      sent: 0,
+    };
+    res.once('close', () => {
+      const aborted = !res.writableFinished;
+      if (aborted) controller.abort(new Error('client closed the connection'));
+      observe?.({
+        route: match.name,
+        method,
+        status: res.statusCode,
+        sent: ctx.sent,
+        seconds: Number(process.hrtime.bigint() - started) / 1e9,
+        aborted,
+      });
+    });
+    const run = async (): Promise<void> => {
+      if (match.route === undefined) {
+        if (match.allowed.length > 0) {
+          res.setHeader('allow', match.allowed.join(', '));
+          throw new MediaServerError(
+            'METHOD_NOT_ALLOWED',
+            `${method} is not allowed on ${url.pathname}`,
+          );
+        }
+        throw new MediaServerError('NOT_FOUND', `no route for ${url.pathname}`);
+      }
+      await match.route.handler(ctx);
+    };
+    run().catch((error: unknown) => sendError(ctx, error));
+  };
+}
+
+function findRoute(routes: readonly Route[], path: string, method: string) {
+  const allowed: string[] = [];
+  for (const route of routes) {
+    const found = route.pattern.exec(path);
+    if (found === null) continue;
+    let params: string[];
+    try {
+      params = found.slice(1).map((p) => decodeURIComponent(p ?? ''));
+    } catch {
+      continue;
+    }
+    if (route.methods.includes(method)) return { route, name: route.name, params, allowed };
+    allowed.push(...route.methods);
+  }
+  return {
+    route: undefined,
+    name: allowed.length > 0 ? 'method-not-allowed' : 'not-found',
+    params: [],
+    allowed,
+  };
+}
+
+/** Sends an error as JSON `{ error: { code, message } }`, or cuts the connection if the body had started. */
+export function sendError(ctx: RequestContext, error: unknown): void {
+  const { res, log } = ctx;
+  if (ctx.signal.aborted) return;
+  const known = MediaServerError.isInstance(error);
+  if (!known)
+    log.error('request failed', { method: ctx.req.method, path: ctx.url.pathname, error });
+  if (res.headersSent) {
+    // Half a body with a Content-Length the client trusts must not look complete.
+    res.destroy(error instanceof Error ? error : undefined);
+    return;
+  }
+  const status = known ? error.status : 500;
+  const code = known ? error.code : 'INTERNAL';
+  const message = known ? error.message : 'internal server error';
+  sendJson(res, status, { error: { code, message } });
+}
+
+/** Writes a JSON response (no-store by default: it describes live state). */
+export function sendJson(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+    'cache-control': 'no-store',
+    ...headers,
+  });
+  res.end(res.req?.method === 'HEAD' ? undefined : text);
+}
