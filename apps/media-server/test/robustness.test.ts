@@ -69,14 +69,17 @@ describe('limits and timeouts', () => {
 
   it('cuts a reader that stops reading, and gets its buffers back', async () => {
     // A paused client never reads the FIN, so watch the server's end of the connection.
-    const serverSide = new Promise<Socket>((resolve) => server.app.server.once('connection', resolve));
+    const serverSide = new Promise<Socket>((resolve) =>
+      server.app.server.once('connection', resolve),
+    );
     const socket = await open();
     socket.write('GET /videos/large HTTP/1.1\r\nhost: x\r\n\r\n');
     socket.once('data', () => socket.pause());
     const accepted = await serverSide;
     await new Promise((resolve) => accepted.once('close', resolve));
     const pool = server.app.library.pool;
-    for (let i = 0; i < 200 && pool.stats.inUse > 0; i++) await new Promise((r) => setTimeout(r, 10));
+    for (let i = 0; i < 200 && pool.stats.inUse > 0; i++)
+      await new Promise((r) => setTimeout(r, 10));
     expect(pool.stats.inUse).toBe(0);
     socket.destroy();
   });

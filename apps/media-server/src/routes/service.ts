@@ -22,8 +22,20 @@ const STATIC: Record<string, string> = {
   '.map': 'application/json',
   '.svg': 'image/svg+xml',
 };
-/** The only files the page needs; nothing else under publicDir is reachable. */
-const PAGE_FILES = /^\/(index\.html|app\.js|app\.js\.map|app\.css|favicon\.svg)$/;
+/** The only files the pages need; nothing else under publicDir is reachable. */
+const PAGE_FILES = new Set([
+  'index.html',
+  'app.js',
+  'app.js.map',
+  'app.css',
+  'favicon.svg',
+  'live.html',
+  'live.js',
+  'live.js.map',
+  'upload.html',
+  'upload.js',
+  'upload.js.map',
+]);
 
 /**
  * `GET /` and its assets, `GET /api/videos`, `GET /api/stats`, `GET /healthz`
@@ -59,18 +71,17 @@ export function serviceRoutes(deps: ServiceRoutesDeps): Route[] {
     {
       name: 'page',
       methods: ['GET', 'HEAD'],
-      pattern: /^(\/|\/index\.html|\/app\.js|\/app\.js\.map|\/app\.css|\/favicon\.svg)$/,
+      pattern: /^\/([a-z]+\.(?:html|js|css|svg|map)|[a-z]+\.js\.map)?$/,
       handler: async ({ url, res, req }) => {
         const name = url.pathname === '/' ? 'index.html' : url.pathname.slice(1);
-        if (!PAGE_FILES.test(`/${name}`))
-          throw new MediaServerError('NOT_FOUND', `no page file ${name}`);
+        if (!PAGE_FILES.has(name)) throw new MediaServerError('NOT_FOUND', `no page file ${name}`);
         const body = await page(name);
         res.writeHead(200, {
           'content-type': STATIC[extname(name)] ?? 'application/octet-stream',
           'content-length': body.byteLength,
           'cache-control': 'no-cache',
           'x-content-type-options': 'nosniff',
-          ...(name === 'index.html'
+          ...(name.endsWith('.html')
             ? {
                 'content-security-policy':
                   "default-src 'self'; media-src 'self' blob:; img-src 'self' data:; style-src 'self'; script-src 'self'",
