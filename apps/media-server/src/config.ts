@@ -54,6 +54,18 @@ export interface ServerConfig {
   /** Put a sample video into an empty library on start. @default true */
   readonly sample: boolean;
   readonly logLevel: LogLevel;
+  // --- uploads (tus, /uploads) ---
+  /** Largest upload accepted: a bigger `Upload-Length` is refused with 413 at creation. @default 4 GiB */
+  readonly uploadMaxBytes: number;
+  /**
+   * Shared secret uploads must send as `Authorization: Bearer <key>` (401
+   * otherwise); unset, anyone who can reach the server may upload.
+   * @default undefined
+   */
+  readonly uploadKey: string | undefined;
+  /** An upload not finished this long after its creation is deleted (410 before the sweep). @default 24 h */
+  readonly uploadExpiryMs: number;
+  // --- end uploads ---
 }
 
 /** Log levels, least to most severe. */
@@ -80,6 +92,7 @@ KEEP_ALIVE_TIMEOUT_MS, SHUTDOWN_GRACE_MS, SAMPLE (0/1), LOG_LEVEL.
 S3-compatible storage: S3_BUCKET (turns it on), S3_ENDPOINT, S3_REGION,
 S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY (or AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY),
 S3_PREFIX, S3_FORCE_PATH_STYLE (0/1).
+Uploads (tus at /uploads): UPLOAD_MAX_BYTES, UPLOAD_KEY, UPLOAD_EXPIRY_MS.
 Sizes take a unit: 512MiB, 2GiB, 65536.`;
 
 const UNITS: Record<string, number> = {
@@ -241,6 +254,17 @@ export function loadConfig(
     ),
     sample: flags['no-sample'] === true ? false : bool('SAMPLE', pick(undefined, 'SAMPLE'), true),
     logLevel: logLevelRaw as LogLevel,
+    // --- uploads (tus, /uploads) ---
+    uploadMaxBytes: size('UPLOAD_MAX_BYTES', pick(undefined, 'UPLOAD_MAX_BYTES'), 4 * 2 ** 30, 1),
+    uploadKey: uploadKey(pick(undefined, 'UPLOAD_KEY'), problems),
+    uploadExpiryMs: int(
+      'UPLOAD_EXPIRY_MS',
+      pick(undefined, 'UPLOAD_EXPIRY_MS'),
+      86_400_000,
+      1000,
+      30 * 86_400_000,
+    ),
+    // --- end uploads ---
   };
   if (config.headersTimeoutMs > config.requestTimeoutMs && config.requestTimeoutMs !== 0) {
     problems.push(
@@ -266,9 +290,22 @@ export function wantsHelp(argv: readonly string[]): boolean {
 }
 
 function parseFlags(argv: readonly string[]) {
-  return parseArgs({ args: [...argv], options: FLAGS, strict: true, allowPositionals: false })
-    .values;
+  // `pnpm start -- --port 9000` passes the separator through; it means nothing here.
+  const args = argv[0] === '--' ? argv.slice(1) : [...argv];
+  return parseArgs({ args, options: FLAGS, strict: true, allowPositionals: false }).values;
 }
+
+// --- uploads (tus, /uploads) ---
+function uploadKey(raw: string | undefined, problems: string[]): string | undefined {
+  // It travels in an Authorization header, and a short key is guessable.
+  if (raw !== undefined && !/^[\x21-\x7e]{16,1024}$/.test(raw)) {
+    problems.push(
+      `UPLOAD_KEY: expected 16 to 1024 visible ASCII characters without spaces, got ${raw.length} characters`,
+    );
+  }
+  return raw;
+}
+// --- end uploads ---
 
 function storageConfig(env: NodeJS.ProcessEnv, dataDir: string, problems: string[]): StorageConfig {
   const bucket = env.S3_BUCKET;

@@ -11,6 +11,8 @@ export interface Metrics {
   /** Bytes served per source, for the web page's panel (`cache` vs `storage`). */
   readonly served: { cache: number; storage: number };
   readonly aborted: Counter<'route'>;
+  /** Uploads by outcome: `stored`, `rejected` (not a playable MP4), `failed` (storing failed), `expired`. */
+  readonly uploads: Counter<'result'>;
 }
 
 /**
@@ -51,6 +53,12 @@ export function createMetrics(cache: VideoCache, pool: SlabPool): Metrics {
     name: 'media_http_responses_aborted_total',
     help: 'Responses cut short because the client went away, by route',
     labelNames: ['route'] as const,
+    registers: [registry],
+  });
+  const uploads = new Counter({
+    name: 'media_uploads_total',
+    help: 'Uploads by outcome: stored, rejected (not a playable MP4), failed (storing failed), expired (unfinished past the expiry)',
+    labelNames: ['result'] as const,
     registers: [registry],
   });
   new Counter({
@@ -111,5 +119,5 @@ export function createMetrics(cache: VideoCache, pool: SlabPool): Metrics {
     'Pooled cold-read buffers allocated',
     () => pool.stats.slabs,
   );
-  return { registry, requests, bytesServed, duration, served, aborted };
+  return { registry, requests, bytesServed, duration, served, aborted, uploads };
 }

@@ -61,10 +61,24 @@ const RECIPES = {
   },
 } as const;
 
-/** Name of a generated fixture. */
+/**
+ * Name of a generated fixture.
+ *
+ * @example
+ * ```ts
+ * const name: FixtureName = 'fragmented';
+ * ```
+ */
 export type FixtureName = keyof typeof RECIPES;
 
-/** Paths of the generated fixtures. */
+/**
+ * Paths of the generated fixtures.
+ *
+ * @example
+ * ```ts
+ * const { moovLast, fragmented }: MediaFixtures = await mediaFixtures();
+ * ```
+ */
 export type MediaFixtures = Record<FixtureName, string>;
 
 /**
@@ -112,6 +126,14 @@ function fixture(name: FixtureName): Promise<string> {
 /**
  * Generates (once) the test videos with the real FFmpeg and returns their
  * paths. All are small: the five take a few seconds to make.
+ *
+ * @example
+ * ```ts
+ * let fixtures: MediaFixtures;
+ * beforeAll(async () => {
+ *   fixtures = await mediaFixtures();
+ * }, 120_000);
+ * ```
  */
 export async function mediaFixtures(): Promise<MediaFixtures> {
   const names = Object.keys(RECIPES) as FixtureName[];
@@ -119,7 +141,15 @@ export async function mediaFixtures(): Promise<MediaFixtures> {
   return Object.fromEntries(names.map((name, i) => [name, paths[i]])) as MediaFixtures;
 }
 
-/** A packet as FFprobe reports it: presentation time and duration in seconds, file position, key flag. */
+/**
+ * A packet as FFprobe reports it: presentation time and duration in seconds
+ * (`NaN` where FFprobe says N/A), file position, key flag.
+ *
+ * @example
+ * ```ts
+ * const packet: ProbedPacket = { time: 1, duration: 0.04, pos: 36994, key: true };
+ * ```
+ */
 export interface ProbedPacket {
   readonly time: number;
   readonly duration: number;
@@ -127,7 +157,14 @@ export interface ProbedPacket {
   readonly key: boolean;
 }
 
-/** Every packet of one stream (`v:0`, `a:0`) of `path`, in file order, as FFprobe demuxes it. */
+/**
+ * Every packet of one stream (`v:0`, `a:0`, `1`) of `path`, in file order, as FFprobe demuxes it.
+ *
+ * @example
+ * ```ts
+ * const audio = await ffprobePackets(fixtures.moovLast, 'a:0');
+ * ```
+ */
 export async function ffprobePackets(path: string, stream: string): Promise<ProbedPacket[]> {
   const { stdout } = await run(FFPROBE, [
     ...['-v', 'error', '-select_streams', stream],
@@ -142,7 +179,15 @@ export async function ffprobePackets(path: string, stream: string): Promise<Prob
   }));
 }
 
-/** The key frames of a stream (`v:0` by default): FFprobe's `pts_time` and `pos` of each key packet, by time. */
+/**
+ * The key frames of a stream (`v:0` by default): FFprobe's `pts_time` and
+ * `pos` of each packet flagged K (the container's sync samples), by time.
+ *
+ * @example
+ * ```ts
+ * const [first] = await ffprobeKeyframes(fixtures.moovLast); // { time: 0, pos: 48 }
+ * ```
+ */
 export async function ffprobeKeyframes(
   path: string,
   stream = 'v:0',
@@ -154,7 +199,14 @@ export async function ffprobeKeyframes(
     .sort((a, b) => a.time - b.time);
 }
 
-/** FFprobe's view of a file's streams: codec type, time base denominator, codec tag. */
+/**
+ * FFprobe's view of a file's streams: codec type, time base denominator, codec tag.
+ *
+ * @example
+ * ```ts
+ * const [video] = await ffprobeStreams(fixtures.moovLast); // { index: 0, codecType: 'video', timescale: 12800, codecTag: 'avc1' }
+ * ```
+ */
 export async function ffprobeStreams(
   path: string,
 ): Promise<{ index: number; codecType: string; timescale: number; codecTag: string }[]> {
@@ -171,7 +223,14 @@ export async function ffprobeStreams(
   }));
 }
 
-/** FFprobe's duration of the whole file, in seconds. */
+/**
+ * FFprobe's duration of the whole file, in seconds.
+ *
+ * @example
+ * ```ts
+ * await ffprobeDuration(fixtures.moovLast); // 12
+ * ```
+ */
 export async function ffprobeDuration(path: string): Promise<number> {
   const { stdout } = await run(FFPROBE, [
     '-v',
@@ -185,7 +244,16 @@ export async function ffprobeDuration(path: string): Promise<number> {
   return Number((JSON.parse(stdout) as { format: { duration: string } }).format.duration);
 }
 
-/** A `ReadAt` over bytes in memory that records every range asked for. */
+/**
+ * A `ReadAt` over bytes in memory that records every range asked for.
+ *
+ * @example
+ * ```ts
+ * const reader = countingReader(bytes);
+ * await buildSeekIndex(reader.readAt, bytes.length);
+ * reader.bytesRead; // metadata only
+ * ```
+ */
 export function countingReader(bytes: Uint8Array): {
   readAt: (offset: number, length: number) => Promise<Uint8Array>;
   readonly ranges: { offset: number; length: number }[];
@@ -207,7 +275,14 @@ export function countingReader(bytes: Uint8Array): {
   };
 }
 
-/** Reads a fixture whole (they are small). */
+/**
+ * Reads a fixture whole (they are small).
+ *
+ * @example
+ * ```ts
+ * const bytes = await fixtureBytes(fixtures.fragmented);
+ * ```
+ */
 export async function fixtureBytes(path: string): Promise<Uint8Array> {
   return new Uint8Array(await readFile(path));
 }
@@ -215,6 +290,11 @@ export async function fixtureBytes(path: string): Promise<Uint8Array> {
 /**
  * The top-level boxes of a well-formed file, found independently of the code
  * under test (32-bit sizes only, which is all FFmpeg writes for small files).
+ *
+ * @example
+ * ```ts
+ * topLevelBoxes(bytes).map((b) => b.type); // ['ftyp', 'free', 'mdat', 'moov']
+ * ```
  */
 export function topLevelBoxes(bytes: Uint8Array): { type: string; start: number; size: number }[] {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);

@@ -69,6 +69,11 @@ export function createRouter(routes: readonly Route[], log: Logger, observe?: Re
     res.once('close', () => {
       const aborted = !res.writableFinished;
       if (aborted) controller.abort(new Error('client closed the connection'));
+      // Handlers that stream count their own bytes; small bodies written whole are counted here.
+      if (ctx.sent === 0 && !aborted && method !== 'HEAD') {
+        const length = Number(res.getHeader('content-length'));
+        if (Number.isSafeInteger(length)) ctx.sent = length;
+      }
       observe?.({
         route: match.name,
         method,

@@ -206,7 +206,7 @@ function describe(trak: TrakBox): { kind: TrackKind; codec: string } {
   return { kind: 'other', codec };
 }
 
-function parseWithMp4box(moov: Uint8Array, moovStart: number): { file: ISOFile; errors: string[] } {
+function parseWithMp4box(moov: Uint8Array, moovStart: number): ISOFile {
   return quietly((errors) => {
     const file = createFile();
     file.onError = (module: string, message: string) => {
@@ -222,15 +222,15 @@ function parseWithMp4box(moov: Uint8Array, moovStart: number): { file: ISOFile; 
         `mp4box could not parse the moov box at offset ${moovStart}${errors.length > 0 ? `: ${errors.join('; ')}` : ''}`,
       );
     }
-    return { file, errors };
+    return file;
   });
 }
 
 /**
  * Reads the `moov` box (its bytes, read whole, at `moovStart`) with mp4box:
  * tracks, codecs, edit lists, `trex` defaults and the sample tables of
- * progressive files. Sample counts are checked against `budget` and every
- * sample's data against `fileSize` first or after.
+ * progressive files. Sample counts are checked against `budget` before
+ * mp4box builds any table, and every sample's data against `fileSize` after.
  *
  * @throws MediaServerError `MEDIA_CORRUPT` when mp4box cannot parse the box or
  * its tables are inconsistent (a non-finite time, a zero timescale),
@@ -249,10 +249,10 @@ export function readMovie(
   fileSize: number,
   budget: SampleBudget,
 ): Movie {
-  void checkSampleCounts;
+  checkSampleCounts(moov, moovStart, fileSize, budget);
   let file: ISOFile;
   try {
-    ({ file } = parseWithMp4box(moov, moovStart));
+    file = parseWithMp4box(moov, moovStart);
   } catch (error) {
     if (MediaServerError.isInstance(error)) throw error;
     throw new MediaServerError(
@@ -376,5 +376,7 @@ function sampleTable(trak: TrakBox, moovStart: number, fileSize: number): Sample
   }
   const last = samples.at(-1);
   table.nextDts = last === undefined ? 0 : last.dts + last.duration;
+  // mp4box's object per sample is the bulk of the memory a long film costs; let it go now.
+  trak.samples = [];
   return table;
 }

@@ -21,7 +21,15 @@ const PLAIN_SECONDS = /^(?:\d+(?:\.\d*)?|\.\d+)$/;
 const CLOCK = /^(\d+):(\d{2}):(\d{2})(?:\.(\d+))?$/;
 const SMPTE = /^(\d+):(\d{2}):(\d{2})([:;])(\d{2,3})$/;
 
-/** Options of {@link parseTime}. */
+/**
+ * Options of {@link parseTime}.
+ *
+ * @example
+ * ```ts
+ * const fps = query.get('fps');
+ * const options: ParseTimeOptions = { fps: fps === null ? index.frameRate : Number(fps) };
+ * ```
+ */
 export interface ParseTimeOptions {
   /**
    * Frame rate that SMPTE frame numbers (`HH:MM:SS:FF`) count in. Needed only
@@ -33,7 +41,7 @@ export interface ParseTimeOptions {
 
 /**
  * How a frame rate counts SMPTE frames: `nominal` frames per timecode second,
- * `secondsPerFrame` as an exact ratio when the rate is integral or NTSC, and
+ * frame duration as an exact ratio when the rate is integral or NTSC, and
  * `dropPerMinute` frame numbers skipped at each non-tenth minute by drop-frame
  * timecode (0 when the rate has no drop-frame form).
  */

@@ -51,6 +51,29 @@ export async function localStorage(dir: string): Promise<VideoStorage> {
     };
   };
 
+  const place = async (
+    id: string,
+    path: string,
+    meta: VideoMeta,
+    move: boolean,
+  ): Promise<StoredVideo> => {
+    if (!isVideoId(id)) throw new TypeError(`invalid video id ${JSON.stringify(id)}`);
+    const tmp = join(dir, `.${id}.${randomBytes(6).toString('hex')}.tmp`);
+    try {
+      await writeFile(`${tmp}.json`, JSON.stringify(meta, null, 2));
+      // A rename is atomic only within one filesystem; the source may live elsewhere.
+      if (!move || !(await renamed(path, tmp))) await copyFile(path, tmp);
+      await rename(`${tmp}.json`, metaPath(id));
+      await rename(tmp, mediaPath(id));
+    } finally {
+      await rm(tmp, { force: true });
+      await rm(`${tmp}.json`, { force: true });
+    }
+    const stored = await describe(id);
+    if (stored === undefined) throw new Error(`video ${id} vanished right after it was stored`);
+    return stored;
+  };
+
   return {
     kind: 'local',
     location: dir,
@@ -74,22 +97,13 @@ export async function localStorage(dir: string): Promise<VideoStorage> {
         },
       };
     },
-    async putFile(id, path, meta: VideoMeta) {
-      if (!isVideoId(id)) throw new TypeError(`invalid video id ${JSON.stringify(id)}`);
-      const tmp = join(dir, `.${id}.${randomBytes(6).toString('hex')}.tmp`);
+    putFile: (id, path, meta: VideoMeta) => place(id, path, meta, false),
+    async moveFile(id, path, meta: VideoMeta) {
       try {
-        await writeFile(`${tmp}.json`, JSON.stringify(meta, null, 2));
-        // A rename is atomic only within one filesystem; the source may live elsewhere.
-        await copyFile(path, tmp);
-        await rename(`${tmp}.json`, metaPath(id));
-        await rename(tmp, mediaPath(id));
+        return await place(id, path, meta, true);
       } finally {
-        await rm(tmp, { force: true });
-        await rm(`${tmp}.json`, { force: true });
+        await rm(path, { force: true });
       }
-      const stored = await describe(id);
-      if (stored === undefined) throw new Error(`video ${id} vanished right after it was stored`);
-      return stored;
     },
     async delete(id) {
       if (!isVideoId(id)) return;
@@ -97,6 +111,17 @@ export async function localStorage(dir: string): Promise<VideoStorage> {
       await rm(metaPath(id), { force: true });
     },
   };
+}
+
+/** Renames `from` to `to`; false (nothing moved) when they are on different filesystems. */
+async function renamed(from: string, to: string): Promise<boolean> {
+  try {
+    await rename(from, to);
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EXDEV') return false;
+    throw error;
+  }
 }
 
 async function readMeta(path: string, id: string, mtimeMs: number): Promise<VideoMeta> {

@@ -1,3 +1,4 @@
+import { rm } from 'node:fs/promises';
 import { AwsClient } from 'aws4fetch';
 import { readStreamInto } from 'buffer-view/node';
 import { s3, upload } from 'chunked-uploader';
@@ -99,7 +100,7 @@ export function s3Storage(config: S3Config): VideoStorage {
     return { id, size, mtimeMs, etag: strongTag(etag), meta: await readMeta(id, mtimeMs, signal) };
   };
 
-  return {
+  const storage: VideoStorage = {
     kind: 's3',
     location: `s3://${config.bucket}/${config.prefix}`,
     async list(signal) {
@@ -216,6 +217,13 @@ export function s3Storage(config: S3Config): VideoStorage {
         throw new MediaServerError('STORAGE_FAILED', `S3 PUT ${id}: not visible after upload`);
       return stored;
     },
+    async moveFile(id, path, meta, signal) {
+      try {
+        return await storage.putFile(id, path, meta, signal);
+      } finally {
+        await rm(path, { force: true });
+      }
+    },
     async delete(id) {
       if (!isVideoId(id)) return;
       for (const k of [key(id, 'mp4'), key(id, 'json')]) {
@@ -225,6 +233,7 @@ export function s3Storage(config: S3Config): VideoStorage {
       }
     },
   };
+  return storage;
 }
 
 function bucketUrl(config: S3Config): string {

@@ -57,6 +57,13 @@ export interface VideoStorage {
    * object: it appears whole or not at all.
    */
   putFile(id: string, path: string, meta: VideoMeta, signal?: AbortSignal): Promise<StoredVideo>;
+  /**
+   * {@link VideoStorage.putFile} for a file the storage may take: it is
+   * renamed into place when it lies on the same filesystem (a finished
+   * upload of many GiB is not copied), and is gone afterwards whether the
+   * call succeeds or fails.
+   */
+  moveFile?(id: string, path: string, meta: VideoMeta, signal?: AbortSignal): Promise<StoredVideo>;
   delete(id: string): Promise<void>;
 }
 
