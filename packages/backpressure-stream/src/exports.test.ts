@@ -23,6 +23,7 @@ describe('public API', () => {
         "byteSize",
         "fromReadableStream",
         "fromWritableStream",
+        "mapChunks",
         "pipeline",
         "throttle",
         "toReadableStream",

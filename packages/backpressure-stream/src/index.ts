@@ -48,15 +48,17 @@ export type { MetricsSource, WatchMetricsOptions } from './lib/metrics-watch';
 export { watchMetrics } from './lib/metrics-watch';
 export type { NodeDuplexLike, NodeReadableLike, NodeWritableLike } from './lib/node-stage';
 export type {
+  ChunkMapper,
   PipelineOptions,
   PipelineResult,
   PipelineSink,
   PipelineSource,
   PipelineTransform,
   StageContext,
+  StageInput,
   TransformStreamLike,
 } from './lib/pipeline';
-export { pipeline } from './lib/pipeline';
+export { mapChunks, pipeline } from './lib/pipeline';
 export { SinkChannel } from './lib/sink-channel';
 export { byteSize } from './lib/size';
 export type { TakeOptions, ThrottleOptions } from './lib/throttle';

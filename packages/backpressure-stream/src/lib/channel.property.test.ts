@@ -53,6 +53,62 @@ describe('Channel under random producer and consumer speeds', () => {
     );
   });
 
+  it('readBatch(): never exceeds capacity plus one chunk, counting the batch in hand, and never loses or reorders a byte', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.integer({ min: 1, max: 300 }), { minLength: 1, maxLength: 60 }),
+        fc.integer({ min: 1, max: 1000 }),
+        fc.array(fc.nat(3), { minLength: 1, maxLength: 20 }),
+        fc.array(fc.nat(3), { minLength: 1, maxLength: 20 }),
+        fc.boolean(),
+        async (sizes, capacity, producerPauses, consumerPauses, shared) => {
+          const budget = shared ? new ByteBudget(capacity) : undefined;
+          const ch = budget ? new Channel({ capacity: 1e9, budget }) : new Channel({ capacity });
+          const maxChunk = Math.max(...sizes);
+          let seq = 0;
+          let produced = 0;
+          let consumed = 0;
+          let maxHeld = 0;
+          const sent: number[] = [];
+          const producer = (async () => {
+            for (const [i, size] of sizes.entries()) {
+              const chunk = new Uint8Array(size);
+              for (let j = 0; j < size; j++) chunk[j] = seq++ & 0xff;
+              sent.push(...chunk);
+              const ok = ch.write(chunk);
+              produced += size;
+              // What the producer and the reader's batch in hand hold together.
+              maxHeld = Math.max(maxHeld, produced - consumed);
+              expect(ok).toBe(ch.writable);
+              if (!ok) await ch.ready();
+              await yieldTimes(producerPauses[i % producerPauses.length] as number);
+            }
+            ch.close();
+          })();
+          const received: number[] = [];
+          let batches = 0;
+          for await (const batch of ch.batches()) {
+            expect(batch.length).toBeGreaterThan(0);
+            for (const chunk of batch) received.push(...chunk);
+            // Work through the batch slowly: it stays charged until the next step.
+            await yieldTimes(consumerPauses[batches++ % consumerPauses.length] as number);
+            for (const chunk of batch) consumed += chunk.byteLength;
+          }
+          await producer;
+          expect(received).toEqual(sent);
+          expect(maxHeld).toBeLessThan(capacity + maxChunk);
+          expect(ch.metrics.peakBufferedBytes).toBeLessThan(capacity + maxChunk);
+          expect(ch.metrics.bytesOut).toBe(sent.length);
+          if (budget !== undefined) {
+            expect(budget.peak).toBeLessThan(capacity + maxChunk);
+            expect(budget.used).toBe(0);
+          }
+        },
+      ),
+      { numRuns: 60 },
+    );
+  });
+
   it('a shared budget bounds several channels together', async () => {
     await fc.assert(
       fc.asyncProperty(

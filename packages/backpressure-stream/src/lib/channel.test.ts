@@ -219,3 +219,128 @@ describe('Channel with a shared budget', () => {
     expect(budget.listenerCount).toBe(0);
   });
 });
+
+describe('Channel readBatch() and batches()', () => {
+  it('hands out everything buffered at once, in order, and keeps it charged until the next read', async () => {
+    const ch = new Channel({ capacity: 10 });
+    const drains: number[] = [];
+    ch.on('drain', () => drains.push(ch.buffered));
+    expect(ch.write(bytes(4, 1))).toBe(true);
+    expect(ch.write(bytes(4, 2))).toBe(true);
+    expect(ch.write(bytes(4, 3))).toBe(false);
+    const first = await ch.readBatch();
+    expect(first.done).toBe(false);
+    expect(first.value?.map((c: Uint8Array) => c[0])).toEqual([1, 2, 3]);
+    // The batch is in the reader's hands but still counted: no room, no drain.
+    expect(ch.buffered).toBe(0);
+    expect(ch.writable).toBe(false);
+    expect(drains).toEqual([]);
+    const ready = vi.fn();
+    void ch.ready().then(ready);
+    await Promise.resolve();
+    expect(ready).not.toHaveBeenCalled();
+    // Asking for more releases it: the producer may go on before the next chunk arrives.
+    const next = ch.readBatch();
+    expect(drains).toEqual([0]);
+    expect(ch.writable).toBe(true);
+    await Promise.resolve();
+    expect(ready).toHaveBeenCalledTimes(1);
+    expect(ch.write(bytes(2, 4))).toBe(true);
+    expect((await next).value?.map((c: Uint8Array) => c[0])).toEqual([4]);
+    ch.close();
+    expect(await ch.readBatch()).toEqual({ value: undefined, done: true });
+    expect(ch.metrics).toMatchObject({
+      bytesIn: 14,
+      bytesOut: 14,
+      chunksOut: 4,
+      peakBufferedBytes: 12,
+    });
+  });
+
+  it('wakes a waiting reader once for everything written before it runs', async () => {
+    const ch = new Channel({ capacity: 100 });
+    const pending = ch.readBatch();
+    for (let i = 0; i < 5; i++) ch.write(bytes(1, i));
+    expect(ch.buffered).toBe(5);
+    expect((await pending).value?.map((c: Uint8Array) => c[0])).toEqual([0, 1, 2, 3, 4]);
+  });
+
+  it('releases the batch when the channel ends, so a shared budget is whole again', async () => {
+    const budget = new ByteBudget(8);
+    const ch = new Channel({ budget });
+    ch.write(bytes(5));
+    const batch = await ch.readBatch();
+    expect(batch.value).toHaveLength(1);
+    expect(budget.used).toBe(5);
+    ch.close();
+    expect(ch.ended).toBe(true);
+    expect(budget.used).toBe(0);
+    // Closed with chunks left: the last batch is not charged at all.
+    const other = new Channel({ budget });
+    other.write(bytes(3));
+    other.close();
+    expect((await other.readBatch()).value).toHaveLength(1);
+    expect(budget.used).toBe(0);
+  });
+
+  it('batches() ends on close, cancels when left early, and rejects after abort', async () => {
+    const ch = new Channel({ capacity: 4 });
+    const seen: number[] = [];
+    const reading = (async () => {
+      for await (const batch of ch.batches()) seen.push(batch.length);
+    })();
+    await ch.send(bytes(3));
+    await ch.send(bytes(3));
+    ch.close();
+    await reading;
+    expect(seen.reduce((a, b) => a + b, 0)).toBe(2);
+
+    const left = new Channel({ capacity: 4 });
+    left.write(bytes(2));
+    for await (const _ of left.batches()) break;
+    expect(left.closed).toBe(true);
+    expect(() => left.write(bytes(1))).toThrow(ClosedError);
+
+    const budget = new ByteBudget(100);
+    const aborted = new Channel({ budget });
+    aborted.write(bytes(7));
+    await aborted.readBatch();
+    const waiting = aborted.readBatch();
+    aborted.abort(new Error('gone'));
+    await expect(waiting).rejects.toBeInstanceOf(AbortedError);
+    await expect(aborted.readBatch()).rejects.toBeInstanceOf(AbortedError);
+    expect(budget.used).toBe(0);
+  });
+
+  it('stops waiting when its signal aborts, without aborting the channel', async () => {
+    const ch = new Channel();
+    const controller = new AbortController();
+    const pending = ch.readBatch({ signal: controller.signal });
+    controller.abort();
+    await expect(pending).rejects.toBeInstanceOf(AbortedError);
+    expect(ch.closed).toBe(false);
+    ch.write(bytes(1));
+    expect((await ch.readBatch()).value).toHaveLength(1);
+  });
+
+  it('a throttled batch holds what the bucket pays for, at least one chunk', async () => {
+    let t = 0;
+    const ch = new Channel({
+      capacity: 100,
+      throttle: {
+        bytesPerSecond: 10,
+        burst: 10,
+        clock: () => t,
+        sleep: async (ms) => {
+          t += ms;
+        },
+      },
+    });
+    for (let i = 0; i < 4; i++) ch.write(bytes(4, i));
+    const first = await ch.readBatch();
+    expect(first.value?.map((c: Uint8Array) => c[0])).toEqual([0, 1]);
+    const second = await ch.readBatch();
+    expect(second.value?.length).toBeGreaterThanOrEqual(1);
+    expect(second.value?.[0]?.[0]).toBe(2);
+  });
+});

@@ -12,6 +12,8 @@ import { type StageMetrics, StallClock } from './metrics';
 import { byteSize } from './size';
 import { type ThrottleOptions, TokenBucket } from './throttle';
 
+function noop(): void {}
+
 /**
  * Options of {@link Channel}.
  *
@@ -156,7 +158,11 @@ export class Channel<T = Uint8Array> extends Emitter<ChannelEvents> implements A
   #state: State = 'open';
   #reason: unknown;
   #readers: Waiter<IteratorResult<T>>[] = [];
+  /** `readBatch()` calls waiting for a chunk to arrive (they take what is buffered once they run). */
+  #batchReaders: Waiter<void>[] = [];
   #writers: Waiter<void>[] = [];
+  /** Bytes of the last batch handed out by `readBatch()`: still charged until the reader asks again. */
+  #lent = 0;
   #needDrain = false;
   #bytesIn = 0;
   #bytesOut = 0;
@@ -290,7 +296,8 @@ export class Channel<T = Uint8Array> extends Emitter<ChannelEvents> implements A
     this.#sizes.push(n);
     this.#buffered += n;
     this.#budget?.take(n);
-    if (this.#buffered > this.#peak) this.#peak = this.#buffered;
+    if (this.#buffered + this.#lent > this.#peak) this.#peak = this.#buffered + this.#lent;
+    if (this.#batchReaders.length > 0) this.#settle(this.#batchReaders);
     if (this.#hasRoom()) return true;
     this.#needDrain = true;
     this.#stall.start();
@@ -342,6 +349,7 @@ export class Channel<T = Uint8Array> extends Emitter<ChannelEvents> implements A
    * ```
    */
   read(options: WaitOptions = {}): Promise<IteratorResult<T>> {
+    if (this.#lent > 0) this.#releaseLent();
     if (this.#bucket !== undefined) return this.#readThrottled(this.#bucket, options);
     return this.#readNow(options);
   }
@@ -382,11 +390,81 @@ export class Channel<T = Uint8Array> extends Emitter<ChannelEvents> implements A
    * ```
    */
   tryRead(): T | undefined {
+    if (this.#lent > 0) this.#releaseLent();
     if (this.#head === this.#queue.length) return undefined;
     if (this.#bucket !== undefined && !this.#bucket.tryTake(this.#sizes[this.#head] as number)) {
       return undefined;
     }
     return this.#take();
+  }
+
+  /**
+   * Every chunk buffered now, in order, as one array: waits only when the
+   * channel is empty, so a reader that falls behind wakes once per batch
+   * instead of once per chunk. `{ done: true }` once the channel is closed
+   * and drained (or cancelled); rejects with {@link AbortedError} after
+   * `abort()`. With a throttle, a batch holds what the bucket pays for now
+   * (at least one chunk).
+   *
+   * Backpressure is unchanged: the batch stays charged against `capacity`
+   * (and the budget) until the reader asks for more (`readBatch`, `read`,
+   * `tryRead`, the next iteration step) or the channel ends, so a reader
+   * working through a batch holds the producer back exactly as if the
+   * chunks were still buffered, and memory stays within `capacity` plus one
+   * chunk. (`buffered` no longer counts them; `metrics.peakBufferedBytes`
+   * does.)
+   *
+   * @example
+   * ```ts
+   * for (;;) {
+   *   const { value: batch, done } = await channel.readBatch({ signal });
+   *   if (done) break;
+   *   socket.cork();
+   *   for (const chunk of batch) socket.write(chunk);
+   *   socket.uncork();
+   * }
+   * ```
+   */
+  async readBatch(options: WaitOptions = {}): Promise<IteratorResult<T[]>> {
+    for (;;) {
+      if (this.#lent > 0) this.#releaseLent();
+      if (this.#head < this.#queue.length) {
+        const bucket = this.#bucket;
+        if (bucket === undefined) return { value: this.#takeBatch(undefined), done: false };
+        // Pay for the first chunk before taking it, so it stays counted while we wait.
+        await bucket.take(this.#sizes[this.#head] as number, options);
+        if (this.#head < this.#queue.length) return { value: this.#takeBatch(bucket), done: false };
+        continue;
+      }
+      if (this.#state === 'aborted') throw new AbortedError(this.#name, { cause: this.#reason });
+      if (this.#state !== 'open') return { value: undefined, done: true };
+      await this.#wait(this.#batchReaders, options.signal, 'read from');
+    }
+  }
+
+  /**
+   * Iterates the chunks in batches (see {@link Channel.readBatch}): one
+   * array of everything buffered per step. Leaving the loop early cancels
+   * the channel, as with `for await (const chunk of channel)`.
+   *
+   * @example
+   * ```ts
+   * let bytes = 0;
+   * for await (const batch of channel.batches()) {
+   *   for (const chunk of batch) bytes += chunk.byteLength;
+   * }
+   * ```
+   */
+  batches(options: WaitOptions = {}): AsyncIterableIterator<T[]> {
+    const iterator: AsyncIterableIterator<T[]> = {
+      next: () => this.readBatch(options),
+      return: async (value?: unknown) => {
+        if (!this.ended && this.#state !== 'aborted') this.cancel();
+        return { value: value as T[], done: true };
+      },
+      [Symbol.asyncIterator]: () => iterator,
+    };
+    return iterator;
   }
 
   /**
@@ -402,10 +480,12 @@ export class Channel<T = Uint8Array> extends Emitter<ChannelEvents> implements A
     if (this.#state !== 'open') return;
     this.#state = 'closed';
     this.#stall.stop();
-    const error = new ClosedError(this.#name);
-    for (const writer of this.#writers.splice(0)) {
-      writer.cleanup();
-      writer.reject(error);
+    if (this.#writers.length > 0) {
+      const error = new ClosedError(this.#name);
+      for (const writer of this.#writers.splice(0)) {
+        writer.cleanup();
+        writer.reject(error);
+      }
     }
     if (this.#head === this.#queue.length) this.#finish();
   }
@@ -425,7 +505,12 @@ export class Channel<T = Uint8Array> extends Emitter<ChannelEvents> implements A
     this.#reason = reason;
     this.#discard();
     const error = new AbortedError(this.#name, { cause: reason });
-    for (const waiter of [...this.#readers.splice(0), ...this.#writers.splice(0)]) {
+    const waiters = [
+      ...this.#readers.splice(0),
+      ...this.#batchReaders.splice(0),
+      ...this.#writers.splice(0),
+    ];
+    for (const waiter of waiters) {
       waiter.cleanup();
       waiter.reject(error);
     }
@@ -460,6 +545,7 @@ export class Channel<T = Uint8Array> extends Emitter<ChannelEvents> implements A
       reader.cleanup();
       reader.resolve({ value: undefined, done: true });
     }
+    this.#settle(this.#batchReaders);
     this.#teardown();
     if (wasOpen || reason !== undefined) this.emit('abort', reason);
   }
@@ -509,9 +595,64 @@ export class Channel<T = Uint8Array> extends Emitter<ChannelEvents> implements A
   }
 
   #hasRoom(): boolean {
-    if (this.#buffered >= this.#capacity) return false;
+    const held = this.#buffered + this.#lent;
+    if (held >= this.#capacity) return false;
     const budget = this.#budget;
-    return budget === undefined || this.#buffered === 0 || !budget.exhausted;
+    return budget === undefined || held === 0 || !budget.exhausted;
+  }
+
+  /**
+   * Takes chunks from the head: all of them, or (throttled) the first, paid
+   * for already, and then as many as the bucket pays for now. They stay
+   * charged as lent until the reader asks again, unless the channel ended.
+   */
+  #takeBatch(bucket: TokenBucket | undefined): T[] {
+    const queue = this.#queue;
+    const sizes = this.#sizes;
+    const head = this.#head;
+    const end = queue.length;
+    let i = head;
+    let bytes = 0;
+    if (bucket === undefined) {
+      for (; i < end; i++) bytes += sizes[i] as number;
+    } else {
+      bytes += sizes[i++] as number;
+      for (; i < end && bucket.tryTake(sizes[i] as number); i++) bytes += sizes[i] as number;
+    }
+    let batch: T[];
+    if (i === end) {
+      batch = head === 0 ? queue : queue.slice(head);
+      this.#queue = [];
+      this.#sizes = [];
+      this.#head = 0;
+    } else {
+      batch = queue.slice(head, i);
+      // Drop the references now so taken chunks are collectable before the queue compacts.
+      for (let j = head; j < i; j++) queue[j] = undefined as T;
+      this.#head = i;
+    }
+    this.#buffered -= bytes;
+    this.#bytesOut += bytes;
+    this.#chunksOut += batch.length;
+    this.#lent += bytes;
+    if (this.#state === 'closed' && this.#head === this.#queue.length) this.#finish();
+    return batch;
+  }
+
+  #releaseLent(): void {
+    const n = this.#lent;
+    this.#lent = 0;
+    this.#budget?.give(n);
+    this.#afterFree();
+  }
+
+  /** Resolves every waiter of `list`. */
+  #settle(list: Waiter<void>[]): void {
+    const waiters = list.splice(0);
+    for (const waiter of waiters) {
+      waiter.cleanup();
+      waiter.resolve();
+    }
   }
 
   #take(): T {
@@ -537,10 +678,7 @@ export class Channel<T = Uint8Array> extends Emitter<ChannelEvents> implements A
   #afterFree(): void {
     if (this.#state !== 'open' || !this.#hasRoom()) return;
     this.#stall.stop();
-    for (const writer of this.#writers.splice(0)) {
-      writer.cleanup();
-      writer.resolve();
-    }
+    if (this.#writers.length > 0) this.#settle(this.#writers);
     if (this.#needDrain) {
       this.#needDrain = false;
       this.emit('drain');
@@ -550,12 +688,14 @@ export class Channel<T = Uint8Array> extends Emitter<ChannelEvents> implements A
   #discard(): void {
     this.#stall.stop();
     const n = this.#buffered;
+    const lent = this.#lent;
     this.#dropped += n;
     this.#buffered = 0;
+    this.#lent = 0;
     this.#queue = [];
     this.#sizes = [];
     this.#head = 0;
-    this.#budget?.give(n);
+    this.#budget?.give(n + lent);
   }
 
   #finish(): void {
@@ -563,6 +703,10 @@ export class Channel<T = Uint8Array> extends Emitter<ChannelEvents> implements A
       reader.cleanup();
       reader.resolve({ value: undefined, done: true });
     }
+    this.#settle(this.#batchReaders);
+    // Nothing more will be written: a batch still out holds nobody back.
+    this.#budget?.give(this.#lent);
+    this.#lent = 0;
     this.#teardown();
     this.emit('end');
   }
@@ -586,6 +730,12 @@ export class Channel<T = Uint8Array> extends Emitter<ChannelEvents> implements A
 
   #wait<V>(list: Waiter<V>[], signal: AbortSignal | undefined, action: string): Promise<V> {
     if (signal?.aborted) return Promise.reject(abortError(`${action} ${this.#name}`, signal));
+    if (signal === undefined) {
+      // No signal, no closures of our own: this runs once per wait on hot paths.
+      return new Promise<V>((resolve, reject) => {
+        list.push({ resolve, reject, cleanup: noop });
+      });
+    }
     return new Promise<V>((resolve, reject) => {
       let onAbort: (() => void) | undefined;
       const waiter: Waiter<V> = {

@@ -409,7 +409,9 @@ export class Broadcast extends Emitter<BroadcastEvents> {
     };
     this.#writing = true;
     try {
-      for (const hooks of [...this.#consumers.values()]) hooks.prepare(incoming, reclaimFrom);
+      // No snapshot: a consumer may only leave meanwhile (subscribing is refused while
+      // writing), and a Map's iteration skips deleted entries, so no array per write.
+      for (const hooks of this.#consumers.values()) hooks.prepare(incoming, reclaimFrom);
       // A listener may have ended or aborted the broadcast meanwhile.
       this.#assertOpen('write to');
       if (pad > 0) {
@@ -422,7 +424,7 @@ export class Broadcast extends Emitter<BroadcastEvents> {
       this.#bytesIn += n;
       this.#chunksIn++;
       this.#chunks.prune(ring.oldestOffset);
-      for (const hooks of [...this.#consumers.values()]) hooks.written();
+      for (const hooks of this.#consumers.values()) hooks.written();
     } finally {
       this.#writing = false;
     }

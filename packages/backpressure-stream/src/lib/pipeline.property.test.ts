@@ -2,19 +2,20 @@ import { PassThrough, Readable, Transform, Writable } from 'node:stream';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ByteBudget } from './budget';
-import { type PipelineTransform, pipeline } from './pipeline';
+import { mapChunks, type PipelineTransform, pipeline, type StageInput } from './pipeline';
 
 const tick = () => new Promise<void>((resolve) => setImmediate(resolve));
 const ticks = async (n: number) => {
   for (let i = 0; i < n; i++) await tick();
 };
 
-type Kind = 'generator' | 'duplex' | 'web';
+type Kind = 'generator' | 'duplex' | 'web' | 'map';
 
 /** An identity stage of the given kind; `delays` slow a generator down per chunk. */
 function stage(kind: Kind, delays: number[]): PipelineTransform<Uint8Array, Uint8Array> {
   if (kind === 'duplex') return new PassThrough({ highWaterMark: 1024 });
   if (kind === 'web') return new TransformStream<Uint8Array, Uint8Array>();
+  if (kind === 'map') return mapChunks((chunk: Uint8Array) => chunk);
   return async function* (source: AsyncIterable<Uint8Array>) {
     let i = 0;
     for await (const chunk of source) {
@@ -44,11 +45,24 @@ describe('pipeline property: one budget bounds every link, output equals input',
         // The consumer is usually the slower side, so that buffers fill up.
         fc.array(fc.nat(1), { minLength: 1, maxLength: 20 }),
         fc.array(fc.nat(4), { minLength: 1, maxLength: 20 }),
-        fc.array(fc.constantFrom<Kind>('generator', 'duplex', 'web'), { maxLength: 4 }),
+        fc.array(fc.constantFrom<Kind>('generator', 'duplex', 'web', 'map'), { maxLength: 4 }),
         fc.array(fc.nat(2), { minLength: 1, maxLength: 10 }),
         // A consumer that starts late lets every buffer fill to its bound first.
         fc.nat(40),
-        async (sizes, limit, producerDelays, consumerDelays, kinds, stageDelays, lateStart) => {
+        // The fast paths: a synchronous source the pipeline drains in a loop, a sink reading batches.
+        fc.boolean(),
+        fc.boolean(),
+        async (
+          sizes,
+          limit,
+          producerDelays,
+          consumerDelays,
+          kinds,
+          stageDelays,
+          lateStart,
+          syncSource,
+          batched,
+        ) => {
           let seed = sizes.length;
           const input = sizes.map((n) =>
             Uint8Array.from({ length: n }, () => {
@@ -60,7 +74,7 @@ describe('pipeline property: one budget bounds every link, output equals input',
           let produced = 0;
           let consumed = 0;
           let maxInFlight = 0;
-          async function* source() {
+          async function* asyncSource() {
             for (let i = 0; i < input.length; i++) {
               await ticks(producerDelays[i % producerDelays.length] ?? 0);
               const chunk = input[i] as Uint8Array;
@@ -69,9 +83,28 @@ describe('pipeline property: one budget bounds every link, output equals input',
               yield chunk;
             }
           }
-          const sink = async (chunks: AsyncIterable<Uint8Array>) => {
+          function* syncSourceFn() {
+            for (const chunk of input) {
+              produced += chunk.byteLength;
+              maxInFlight = Math.max(maxInFlight, produced - consumed);
+              yield chunk;
+            }
+          }
+          const source = syncSource ? syncSourceFn : asyncSource;
+          const sink = async (chunks: StageInput<Uint8Array>) => {
             const got: Uint8Array[] = [];
             await ticks(lateStart);
+            if (batched) {
+              for await (const batch of chunks.batches()) {
+                expect(batch.length).toBeGreaterThan(0);
+                for (const chunk of batch) {
+                  got.push(chunk.slice());
+                  consumed += chunk.byteLength;
+                }
+                await ticks(consumerDelays[got.length % consumerDelays.length] ?? 0);
+              }
+              return got;
+            }
             for await (const chunk of chunks) {
               // Copy: a Node stream may hand out views the producer reuses.
               got.push(chunk.slice());
@@ -110,7 +143,7 @@ describe('pipeline property: one budget bounds every link, output equals input',
     await fc.assert(
       fc.asyncProperty(
         fc.constantFrom<SourceKind>('generator', 'node', 'web'),
-        fc.array(fc.constantFrom<Kind>('generator', 'duplex', 'web'), { maxLength: 3 }),
+        fc.array(fc.constantFrom<Kind>('generator', 'duplex', 'web', 'map'), { maxLength: 3 }),
         fc.constantFrom<SinkKind>('function', 'node', 'web'),
         fc.nat(),
         fc.integer({ min: 0, max: 39 }),
@@ -176,6 +209,12 @@ describe('pipeline property: one budget bounds every link, output equals input',
               });
               nodes.push(t);
               return t;
+            }
+            if (kind === 'map') {
+              return mapChunks((chunk: Uint8Array) => {
+                if (fails(position, i++)) throw boom;
+                return chunk;
+              });
             }
             if (kind === 'web') {
               const t = new TransformStream<Uint8Array, Uint8Array>({

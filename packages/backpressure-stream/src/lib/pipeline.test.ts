@@ -4,7 +4,7 @@ import { describe, expect, it, vi } from 'vitest';
 import { ByteBudget } from './budget';
 import { Channel } from './channel';
 import { AbortedError, ClosedError, InvalidArgumentError } from './errors';
-import { pipeline } from './pipeline';
+import { mapChunks, type PipelineTransform, pipeline } from './pipeline';
 
 const bytes = (n: number, fill = 0) => new Uint8Array(n).fill(fill);
 const tick = () => new Promise<void>((resolve) => setImmediate(resolve));
@@ -550,5 +550,130 @@ describe('pipeline: errors and aborts propagate both ways', () => {
     expect(nodeIn.destroyed && three.destroyed).toBe(true);
     expect(nodeIn.errored).toBe(null);
     expect(listeners(nodeIn) + listeners(three)).toBe(0);
+  });
+});
+
+describe('pipeline fast paths: mapChunks, synchronous sources, batches', () => {
+  const chunk = (n: number, fill: number) => new Uint8Array(n).fill(fill);
+
+  it('runs mapChunks stages inside the link before them, in order, dropping undefined', async () => {
+    const seen: number[] = [];
+    const result = await pipeline(
+      function* () {
+        for (let i = 0; i < 10; i++) yield chunk(4, i);
+      },
+      mapChunks((c: Uint8Array) => (c[0] === 3 ? undefined : c)),
+      mapChunks((c: Uint8Array) => {
+        seen.push(c[0] as number);
+        return c.map((b) => b * 2);
+      }),
+      async (input) => {
+        const out: number[] = [];
+        for await (const c of input) out.push(c[0] as number);
+        return out;
+      },
+    );
+    expect(seen).toEqual([0, 1, 2, 4, 5, 6, 7, 8, 9]);
+    expect(result.value).toEqual([0, 2, 4, 8, 10, 12, 14, 16, 18]);
+    // Fused: one link between the source and the sink.
+    expect(result.metrics).toHaveLength(1);
+    expect(result.metrics[0]).toMatchObject({ chunksIn: 9, bytesIn: 36, chunksOut: 9 });
+  });
+
+  it('keeps backpressure per chunk through a synchronous source and a batched sink', async () => {
+    const budget = new ByteBudget(1000);
+    let produced = 0;
+    let consumed = 0;
+    let maxInFlight = 0;
+    const result = await pipeline(
+      function* () {
+        for (let i = 0; i < 200; i++) {
+          produced += 100;
+          maxInFlight = Math.max(maxInFlight, produced - consumed);
+          yield chunk(100, i);
+        }
+      },
+      mapChunks((c: Uint8Array) => c),
+      async (input) => {
+        const sizes: number[] = [];
+        for await (const batch of input.batches()) {
+          sizes.push(batch.length);
+          await new Promise((r) => setImmediate(r));
+          for (const c of batch) consumed += c.byteLength;
+        }
+        return sizes;
+      },
+      { budget },
+    );
+    expect(result.value.reduce((a, b) => a + b, 0)).toBe(200);
+    // Batches, not one wake-up per chunk: the source filled the budget between reads.
+    expect(Math.max(...result.value)).toBeGreaterThanOrEqual(10);
+    expect(result.peakBufferedBytes).toBeLessThanOrEqual(1000 + 100);
+    expect(maxInFlight).toBeLessThanOrEqual(1000 + 2 * 100);
+    expect(budget.used).toBe(0);
+  });
+
+  it('fails with the error a mapChunks function throws, and stops the source', async () => {
+    const boom = new Error('boom');
+    let finallyRan = false;
+    await expect(
+      pipeline(
+        function* () {
+          try {
+            for (let i = 0; ; i++) yield chunk(1, i);
+          } finally {
+            finallyRan = true;
+          }
+        },
+        mapChunks((c: Uint8Array) => {
+          if (c[0] === 5) throw boom;
+          return c;
+        }),
+        async (input) => {
+          for await (const _ of input.batches()) await new Promise((r) => setImmediate(r));
+        },
+      ),
+    ).rejects.toBe(boom);
+    expect(finallyRan).toBe(true);
+  });
+
+  it('rejects a mapChunks function that returns a promise, and a non-function', async () => {
+    await expect(
+      pipeline(
+        [chunk(1, 1)],
+        mapChunks(async (c: Uint8Array) => c) as unknown as PipelineTransform<
+          Uint8Array,
+          Uint8Array
+        >,
+        async (input) => {
+          for await (const _ of input) {
+          }
+        },
+      ),
+    ).rejects.toThrow(/must be synchronous/);
+    expect(() => mapChunks(42 as never)).toThrow(InvalidArgumentError);
+    // Not a source or a sink.
+    await expect(pipeline(mapChunks((c) => c) as never, async () => {})).rejects.toBeInstanceOf(
+      InvalidArgumentError,
+    );
+  });
+
+  it('a batched sink that stops early stops the stages before it quietly', async () => {
+    let pulled = 0;
+    const result = await pipeline(
+      function* () {
+        for (;;) {
+          pulled++;
+          yield chunk(10, 0);
+        }
+      },
+      async (input) => {
+        for await (const batch of input.batches()) return batch.length;
+        return 0;
+      },
+      { budget: 100 },
+    );
+    expect(result.value).toBeGreaterThan(0);
+    expect(pulled).toBeLessThan(100);
   });
 });

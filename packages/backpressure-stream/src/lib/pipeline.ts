@@ -1,5 +1,5 @@
 import { ByteBudget } from './budget';
-import { Channel } from './channel';
+import { Channel, type ChannelOptions } from './channel';
 import { AbortedError, ClosedError, InvalidArgumentError } from './errors';
 import type { StageMetrics } from './metrics';
 import {
@@ -35,6 +35,84 @@ export interface StageContext {
    * until that returns.
    */
   readonly signal: AbortSignal;
+}
+
+/**
+ * What a function transform or sink of a {@link pipeline} reads: an async
+ * iterable of the chunks (one `await` per chunk), which can also be read in
+ * batches with `batches()`: one array of everything the link before the
+ * stage holds per `await`, so a stage that keeps up wakes once per batch
+ * instead of once per chunk. A batch stays charged against the pipeline's
+ * budget until the stage asks for the next one, so batching never lets
+ * more into memory. Use one or the other, not both at once.
+ *
+ * @example
+ * ```ts
+ * import { pipeline, type StageInput } from 'backpressure-stream';
+ * const count = async (input: StageInput<Uint8Array>) => {
+ *   let bytes = 0;
+ *   for await (const batch of input.batches()) for (const chunk of batch) bytes += chunk.byteLength;
+ *   return bytes;
+ * };
+ * const { value } = await pipeline(source, count);
+ * ```
+ */
+export interface StageInput<T> extends AsyncIterable<T> {
+  /** The same chunks, in order, one array per step (see {@link Channel.readBatch}). */
+  batches(): AsyncIterable<T[]>;
+}
+
+/**
+ * A synchronous per-chunk transform stage made with {@link mapChunks}: the
+ * pipeline runs it in a tight loop over whatever its input link holds, with
+ * no `await` per chunk.
+ *
+ * @example
+ * ```ts
+ * import { mapChunks, type ChunkMapper } from 'backpressure-stream';
+ * const invert: ChunkMapper<Uint8Array, Uint8Array> = mapChunks((chunk) => chunk.map((b) => 255 - b));
+ * ```
+ */
+export interface ChunkMapper<I, O> {
+  /** The function applied to every chunk, as given to {@link mapChunks}. */
+  readonly mapChunk: (chunk: I) => O | undefined;
+}
+
+const mappers = new WeakSet<object>();
+
+/**
+ * A transform stage for {@link pipeline} from a synchronous function of one
+ * chunk: it returns the chunk to pass on, or `undefined` to drop it (a
+ * filter). The stage costs no link, no task and no `await`: the pipeline
+ * fuses it into the link before it, so the function runs inside the
+ * previous stage's write, on every chunk in order, and its results are
+ * what that link holds, is measured by and charged to the budget for
+ * (consecutive `mapChunks` stages compose into one link). Backpressure is
+ * that link's: per chunk, as for any other stage. An async generator stage
+ * costs promises and a microtask hop per chunk; this costs a call.
+ *
+ * The function must not return a promise (that chunk fails the pipeline
+ * with {@link InvalidArgumentError}: use an async generator stage for
+ * asynchronous work). If it throws, the pipeline fails with that error,
+ * like any stage's.
+ *
+ * @example
+ * ```ts
+ * import { mapChunks, pipeline } from 'backpressure-stream';
+ * await pipeline(
+ *   source,
+ *   mapChunks((chunk: Uint8Array) => (chunk.byteLength > 0 ? xor(chunk, key) : undefined)),
+ *   sink,
+ * );
+ * ```
+ */
+export function mapChunks<I, O>(map: (chunk: I) => O | undefined): ChunkMapper<I, O> {
+  if (typeof map !== 'function') {
+    throw new InvalidArgumentError(`mapChunks needs a function, got ${describe(map)}`);
+  }
+  const mapper: ChunkMapper<I, O> = Object.freeze({ mapChunk: map });
+  mappers.add(mapper);
+  return mapper;
 }
 
 /**
@@ -77,8 +155,10 @@ export interface TransformStreamLike<I, O> {
 
 /**
  * A middle argument of {@link pipeline}: an async generator function
- * `(source, { signal }) => AsyncIterable`, a web `TransformStream` (any
- * `{ writable, readable }` pair), or a Node `Duplex`/`Transform`.
+ * `(source, { signal }) => AsyncIterable` (its `source` is a
+ * {@link StageInput}), a synchronous per-chunk function wrapped with
+ * {@link mapChunks}, a web `TransformStream` (any `{ writable, readable }`
+ * pair), or a Node `Duplex`/`Transform`.
  *
  * @example
  * ```ts
@@ -94,7 +174,8 @@ export interface TransformStreamLike<I, O> {
  * ```
  */
 export type PipelineTransform<I, O> =
-  | ((source: AsyncIterable<I>, context: StageContext) => AsyncIterable<O>)
+  | ((source: StageInput<I>, context: StageContext) => AsyncIterable<O>)
+  | ChunkMapper<I, O>
   | TransformStreamLike<I, O>
   | NodeDuplexLike;
 
@@ -102,7 +183,8 @@ export type PipelineTransform<I, O> =
  * The last stage argument of {@link pipeline}: a web `WritableStream`, a
  * Node `Writable`, a {@link Channel} (filled with `send()`, then closed), or
  * an async function `(source, { signal }) => result` whose result becomes
- * {@link PipelineResult.value}.
+ * {@link PipelineResult.value} (its `source` is a {@link StageInput}, which
+ * can also be read in batches).
  *
  * @example
  * ```ts
@@ -115,7 +197,7 @@ export type PipelineTransform<I, O> =
  * ```
  */
 export type PipelineSink<T, R> =
-  | ((source: AsyncIterable<T>, context: StageContext) => Promise<R> | R)
+  | ((source: StageInput<T>, context: StageContext) => Promise<R> | R)
   | WritableStream<T>
   | Channel<T>
   | NodeWritableLike;
@@ -353,29 +435,47 @@ export function pipeline(...args: unknown[]): Promise<PipelineResult<unknown>> {
 function run(args: unknown[]): Promise<PipelineResult<unknown>> {
   const last = args[args.length - 1];
   const options: PipelineOptions = isOptions(last) ? (last ?? {}) : {};
-  const stages = isOptions(last) ? args.slice(0, -1) : args;
+  const given = isOptions(last) ? args.slice(0, -1) : args;
   const name = options.name ?? 'pipeline';
-  if (stages.length < 2) {
+  if (given.length < 2) {
     throw new InvalidArgumentError(
-      `${name}: needs at least a source and a sink, got ${stages.length} stage(s)`,
+      `${name}: needs at least a source and a sink, got ${given.length} stage(s)`,
     );
   }
-  const runners = stages.map((stage, i) => classify(stage, i, stages.length, name));
+  // mapChunks stages run inside the link before them: `maps[k]` is link k's function.
+  const stages: unknown[] = [];
+  const positions: number[] = [];
+  const maps: (((chunk: unknown) => unknown) | undefined)[] = [];
+  let pending: ((chunk: unknown) => unknown) | undefined;
+  for (const [i, stage] of given.entries()) {
+    if (i > 0 && i < given.length - 1 && isMapper(stage)) {
+      pending = compose(pending, stage.mapChunk);
+      continue;
+    }
+    if (i > 0) maps.push(pending);
+    pending = undefined;
+    stages.push(stage);
+    positions.push(i);
+  }
+  const runners = stages.map((stage, i) =>
+    classify(stage, positions[i] as number, given.length, name),
+  );
   const budget =
     options.budget instanceof ByteBudget
       ? options.budget
       : new ByteBudget(options.budget ?? DEFAULT_BUDGET);
   const size = (options.size as ((chunk: unknown) => number) | undefined) ?? byteSize;
-  const links = stages.slice(1).map(
-    (_, i) =>
-      new Channel<unknown>({
-        // The budget is the real limit; a link's own capacity never binds first.
-        capacity: budget.limit,
-        budget,
-        size,
-        name: `${name}[${i}]`,
-      }),
-  );
+  const links = stages.slice(1).map((_, i) => {
+    const linkOptions = {
+      // The budget is the real limit; a link's own capacity never binds first.
+      capacity: budget.limit,
+      budget,
+      size,
+      name: `${name}[${i}]`,
+    };
+    const map = maps[i];
+    return map === undefined ? new Channel<unknown>(linkOptions) : new MappedLink(map, linkOptions);
+  });
   const meters = runners.map((runner, i) =>
     runner.metered ? new StageMeter(`${name}.stage${i}`, budget.limit, budget) : undefined,
   );
@@ -407,7 +507,7 @@ function run(args: unknown[]): Promise<PipelineResult<unknown>> {
       if (failed || link.aborted) return;
       const controller = controllers[i] as AbortController;
       if (!controller.signal.aborted) {
-        controller.abort(quietStop(`${name} stage ${i} (${runners[i]?.kind})`));
+        controller.abort(quietStop(`${name} stage ${positions[i]} (${runners[i]?.kind})`));
       }
       stopBefore(i);
     }),
@@ -425,7 +525,7 @@ function run(args: unknown[]): Promise<PipelineResult<unknown>> {
       onError: fail,
       meter: meters[i],
       size,
-      label: `${name} stage ${i} (${runner.kind})`,
+      label: `${name} stage ${positions[i]} (${runner.kind})`,
       abandon: () => {
         // Deferred one macrotask: a stage that leaves its loop because it
         // is throwing must fail the pipeline (tearing the stages before it
@@ -464,6 +564,45 @@ function run(args: unknown[]): Promise<PipelineResult<unknown>> {
       peakBufferedBytes: budget.peak,
     };
   });
+}
+
+function isMapper(value: unknown): value is ChunkMapper<unknown, unknown> {
+  return typeof value === 'object' && value !== null && mappers.has(value);
+}
+
+function compose(
+  first: ((chunk: unknown) => unknown) | undefined,
+  then: (chunk: unknown) => unknown,
+): (chunk: unknown) => unknown {
+  if (first === undefined) return then;
+  return (chunk) => {
+    const mid = first(chunk);
+    return mid === undefined ? undefined : then(mid);
+  };
+}
+
+/** A link with {@link mapChunks} stages fused in: what is written is mapped, then buffered. */
+class MappedLink extends Channel<unknown> {
+  readonly #map: (chunk: unknown) => unknown;
+
+  constructor(map: (chunk: unknown) => unknown, options: ChannelOptions<unknown>) {
+    super(options);
+    this.#map = map;
+  }
+
+  override write(chunk: unknown): boolean {
+    // A closed link throws its own error without running the map.
+    if (this.closed) return super.write(chunk);
+    const out = this.#map(chunk);
+    if (out === undefined) return this.writable;
+    if (isThenable(out)) {
+      (out as Promise<unknown>).then(undefined, noop);
+      throw new InvalidArgumentError(
+        `${this.name}: a mapChunks function returned a promise: it must be synchronous (use an async generator stage for asynchronous work)`,
+      );
+    }
+    return super.write(out);
+  }
 }
 
 function isOptions(value: unknown): value is PipelineOptions | undefined {
@@ -596,7 +735,7 @@ function transformRunner(stage: unknown): StageRunner | undefined {
       metered: false,
       run: async ({ input, output, signal, abandon }) => {
         const source = linkSource(input as Channel<unknown>, abandon);
-        const result = (stage as (s: AsyncIterable<unknown>, c: StageContext) => unknown)(source, {
+        const result = (stage as (s: StageInput<unknown>, c: StageContext) => unknown)(source, {
           signal,
         });
         const iterator = getIterator(result, 'a transform function');
@@ -683,7 +822,7 @@ function sinkRunner(stage: unknown): StageRunner | undefined {
       run: async ({ input, signal, abandon }) => {
         throwIfFailed(signal);
         const source = linkSource(input as Channel<unknown>, abandon);
-        return await (stage as (s: AsyncIterable<unknown>, c: StageContext) => unknown)(source, {
+        return await (stage as (s: StageInput<unknown>, c: StageContext) => unknown)(source, {
           signal,
         });
       },
@@ -697,20 +836,41 @@ function sinkRunner(stage: unknown): StageRunner | undefined {
  * link at once (see `abandon`), so that a stage that is throwing fails the
  * pipeline before the stages before it are stopped as if all was well.
  */
-function linkSource(link: Channel<unknown>, abandon: () => void): AsyncIterable<unknown> {
+function linkSource(link: Channel<unknown>, abandon: () => void): StageInput<unknown> {
   let left = false;
+  const leave = async (value?: unknown): Promise<IteratorResult<never>> => {
+    if (!left && !link.ended) {
+      left = true;
+      abandon();
+    }
+    return { value: value as never, done: true };
+  };
   const iterator: AsyncIterableIterator<unknown> = {
     next: () => link.read(),
-    return: async (value?: unknown) => {
-      if (!left && !link.ended) {
-        left = true;
-        abandon();
-      }
-      return { value, done: true };
-    },
+    return: leave,
     [Symbol.asyncIterator]: () => iterator,
   };
-  return { [Symbol.asyncIterator]: () => iterator };
+  const batches: AsyncIterableIterator<unknown[]> = {
+    next: () => link.readBatch(),
+    return: leave,
+    [Symbol.asyncIterator]: () => batches,
+  };
+  return { [Symbol.asyncIterator]: () => iterator, batches: () => batches };
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (
+    (typeof value === 'object' || typeof value === 'function') &&
+    value !== null &&
+    typeof (value as { then?: unknown }).then === 'function'
+  );
+}
+
+/** A synchronous iterator (from an `Iterable`): the pump may drain it without awaiting. */
+const syncIterators = new WeakSet<object>();
+
+function isSyncIterator(iterator: object): boolean {
+  return syncIterators.has(iterator);
 }
 
 function getIterator(value: unknown, what: string): AsyncIterator<unknown> | Iterator<unknown> {
@@ -718,7 +878,12 @@ function getIterator(value: unknown, what: string): AsyncIterator<unknown> | Ite
     const asyncIterator = (value as Partial<AsyncIterable<unknown>>)[Symbol.asyncIterator];
     if (typeof asyncIterator === 'function') return asyncIterator.call(value);
     const iterator = (value as Partial<Iterable<unknown>>)[Symbol.iterator];
-    if (typeof iterator === 'function') return iterator.call(value);
+    if (typeof iterator === 'function') {
+      const it = iterator.call(value) as Iterator<unknown>;
+      if ((typeof it === 'object' || typeof it === 'function') && it !== null)
+        syncIterators.add(it);
+      return it;
+    }
   }
   throw new InvalidArgumentError(
     `${what} returned a ${describe(value)}: expected an async iterable or an iterable`,
@@ -761,8 +926,24 @@ async function pumpIterator(
   let finished = false;
   let failed = false;
   let failure: unknown;
+  const sync = isSyncIterator(iterator);
   try {
-    while (!signal.aborted) {
+    // A synchronous iterator is drained in a plain loop while the output has room.
+    while (sync && !signal.aborted) {
+      if (!output.writable) {
+        await output.ready();
+        continue;
+      }
+      nextPending = true;
+      const next = (iterator as Iterator<unknown>).next();
+      nextPending = false;
+      if (next.done) {
+        finished = true;
+        break;
+      }
+      output.write(next.value);
+    }
+    while (!sync && !signal.aborted) {
       if (!output.writable) await output.ready();
       nextPending = true;
       const pending = Promise.resolve(iterator.next());
