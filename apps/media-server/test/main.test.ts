@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -65,6 +66,44 @@ describe('the media-server process', () => {
     const head = await fetch(`${url}/videos/sample`, { method: 'HEAD' });
     expect(head.status).toBe(200);
     child.kill('SIGTERM');
+    expect((await exited).code).toBe(0);
+  });
+
+  it('lets an in-flight download finish after SIGTERM before exiting', async () => {
+    const child = runMain(['--port', '0', '--data-dir', dir, '--no-sample'], {
+      READ_CHUNK_BYTES: '16KiB',
+    });
+    const exited = exit(child);
+    let url = '';
+    for await (const line of logLines(child)) {
+      const record = JSON.parse(line) as { msg: string; url?: string };
+      if (record.msg === 'media server listening') {
+        url = record.url ?? '';
+        break;
+      }
+    }
+    const { port } = new URL(url);
+    const socket = connect(Number(port), '127.0.0.1');
+    socket.write('GET /videos/sample HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n');
+    const chunks: Buffer[] = [];
+    const ended = new Promise<void>((resolve) => socket.on('end', resolve));
+    await new Promise<void>((resolve) =>
+      socket.once('data', (chunk: Buffer) => {
+        chunks.push(chunk);
+        socket.pause();
+        resolve();
+      }),
+    );
+    child.kill('SIGTERM');
+    await new Promise((r) => setTimeout(r, 200));
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    socket.resume();
+    await ended;
+    const response = Buffer.concat(chunks).toString('latin1');
+    const headEnd = response.indexOf('\r\n\r\n');
+    const length = Number(/content-length: (\d+)/i.exec(response.slice(0, headEnd))?.[1]);
+    expect(response.startsWith('HTTP/1.1 200')).toBe(true);
+    expect(response.length - headEnd - 4).toBe(length);
     expect((await exited).code).toBe(0);
   });
 

@@ -74,12 +74,25 @@ export function createRouter(routes: readonly Route[], log: Logger, observe?: Re
         const length = Number(res.getHeader('content-length'));
         if (Number.isSafeInteger(length)) ctx.sent = length;
       }
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      log.info('request', {
+        method,
+        path: url.pathname,
+        route: match.name,
+        status: res.statusCode,
+        bytes: ctx.sent,
+        ms: Math.round(seconds * 1000),
+        ...(aborted ? { aborted } : {}),
+        ...(req.headers.range === undefined
+          ? {}
+          : { range: String(req.headers.range).slice(0, 100) }),
+      });
       observe?.({
         route: match.name,
         method,
         status: res.statusCode,
         sent: ctx.sent,
-        seconds: Number(process.hrtime.bigint() - started) / 1e9,
+        seconds,
         aborted,
       });
     });
