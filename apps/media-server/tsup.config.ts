@@ -11,7 +11,7 @@ export const serverBuild: Options = {
 
 /** The web page: one browser bundle plus the static files next to it. */
 export const webBuild: Options = {
-  entry: { app: 'src/web/app.ts' },
+  entry: { app: 'src/web/app.ts', upload: 'src/web/upload.ts', live: 'src/web/live.ts' },
   outDir: 'dist/public',
   format: ['esm'],
   platform: 'browser',
@@ -19,6 +19,14 @@ export const webBuild: Options = {
   sourcemap: true,
   minify: true,
   publicDir: 'src/web/public',
+  // A browser cannot import packages: whatever a page uses goes into its one file (the server
+  // serves an allowlist of page files, so no shared chunks either). Workspace packages come from
+  // their sources, so a page never bundles a stale dist.
+  noExternal: [/./],
+  splitting: false,
+  esbuildOptions(options) {
+    options.conditions = ['@streaming-primitives/source'];
+  },
 };
 
 export default defineConfig([serverBuild, webBuild]);

@@ -5,17 +5,24 @@ import { VideoCache } from './cache/video-cache.ts';
 import type { ServerConfig } from './config.ts';
 import { createRouter, type Route } from './http/router.ts';
 import { Library } from './library.ts';
+import { LiveRegistry } from './live/registry.ts';
+import { liveRoutes } from './live/routes.ts';
 import type { Logger } from './log.ts';
-import { createMetrics, type Metrics } from './metrics.ts';
+import { createMetrics, liveMetrics, type Metrics } from './metrics.ts';
 import { serviceRoutes } from './routes/service.ts';
 import { videoRoutes } from './routes/videos.ts';
 import type { VideoStorage } from './storage/types.ts';
+import { type UploadEndpoint, uploadEndpoint } from './uploads/tus-endpoint.ts';
 
 /** A running media server. */
 export interface MediaServer {
   readonly server: Server;
   readonly library: Library;
   readonly metrics: Metrics;
+  /** The tus endpoint at `/uploads` (its staging store and expiry sweep). */
+  readonly uploads: UploadEndpoint;
+  /** The live streams at `/live/:name` (broadcasters, rings, viewers). */
+  readonly live: LiveRegistry;
   /** `http://host:port`, once listening. */
   readonly url: string;
   listen(): Promise<string>;
@@ -53,7 +60,12 @@ export function createMediaServer(config: ServerConfig, parts: MediaServerParts)
   });
   const library = new Library(storage, cache, pool, log);
   const metrics = createMetrics(cache, pool);
+  const uploads = uploadEndpoint({ config, library, metrics, log });
+  const live = new LiveRegistry(config, log, library);
+  liveMetrics(metrics.registry, live);
   const routes: Route[] = [
+    ...uploads.routes,
+    ...liveRoutes(live),
     ...videoRoutes({ library, pool, metrics, maxRanges: config.maxRanges }),
     ...serviceRoutes({ library, metrics, publicDir: parts.publicDir, startedAt: Date.now() }),
   ];
@@ -102,6 +114,8 @@ export function createMediaServer(config: ServerConfig, parts: MediaServerParts)
     server,
     library,
     metrics,
+    uploads,
+    live,
     get url() {
       return url;
     },
@@ -119,10 +133,13 @@ export function createMediaServer(config: ServerConfig, parts: MediaServerParts)
     },
     close() {
       closing ??= new Promise<void>((resolve) => {
+        // Broadcasts never end by themselves: cut them, so viewers get their end of stream.
+        live.close();
         const grace = setTimeout(() => server.closeAllConnections(), config.shutdownGraceMs);
         server.close(() => {
           clearTimeout(grace);
           cache.clear();
+          uploads.close();
           resolve();
         });
         server.closeIdleConnections();

@@ -54,6 +54,32 @@ export interface ServerConfig {
   /** Put a sample video into an empty library on start. @default true */
   readonly sample: boolean;
   readonly logLevel: LogLevel;
+  // --- live streaming (/live, src/live) ---
+  /** Key a broadcaster must present (`Authorization: Bearer KEY` or `?key=KEY`); unset, anyone may broadcast. @default undefined */
+  readonly liveStreamKey: string | undefined;
+  /** Live streams at once; one more broadcaster gets 429. @default 16 */
+  readonly liveMaxStreams: number;
+  /** Viewers per live stream; one more gets 429. @default 100 */
+  readonly liveMaxViewers: number;
+  /** Ring of newest fragments each live stream keeps: the stream's memory, whatever its viewers do. @default 32 MiB */
+  readonly liveRingBytes: number;
+  /** Largest fragment, init segment or box a broadcaster may push (413 beyond); at most a third of the ring. @default 4 MiB */
+  readonly liveMaxFragmentBytes: number;
+  /** A viewer's default byte budget: how far behind it may fall before its policy acts (`?budget=` up to liveRingBytes - 2 × liveMaxFragmentBytes). @default 8 MiB */
+  readonly liveViewerBudgetBytes: number;
+  /** What a viewer over budget gets by default (`?policy=`): skip to the next keyframe, or disconnect. @default 'skip' */
+  readonly liveViewerPolicy: LiveViewerPolicy;
+  /** A viewer still being sent a fragment ingested this long ago is disconnected (`?maxLagMs=` may only lower it). @default 30 s */
+  readonly liveViewerMaxLagMs: number;
+  /** Ingest ceiling in bits per second over liveBitrateWindowMs; a broadcaster above it gets 429 and is cut. @default 20 Mbit/s */
+  readonly liveMaxBitrate: number;
+  /** Window the ingest bitrate is measured over (a burst of up to one window's worth passes). @default 5 s */
+  readonly liveBitrateWindowMs: number;
+  /** Time a broadcaster whose connection dropped has to reconnect before its viewers get their end of stream. @default 5 s */
+  readonly liveReconnectGraceMs: number;
+  /** Store each live stream in the library as a video when it ends (or changes its init segment). @default false */
+  readonly liveRecord: boolean;
+  // --- end live streaming ---
   // --- uploads (tus, /uploads) ---
   /** Largest upload accepted: a bigger `Upload-Length` is refused with 413 at creation. @default 4 GiB */
   readonly uploadMaxBytes: number;
@@ -92,6 +118,10 @@ KEEP_ALIVE_TIMEOUT_MS, SHUTDOWN_GRACE_MS, SAMPLE (0/1), LOG_LEVEL.
 S3-compatible storage: S3_BUCKET (turns it on), S3_ENDPOINT, S3_REGION,
 S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY (or AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY),
 S3_PREFIX, S3_FORCE_PATH_STYLE (0/1).
+Live (/live): LIVE_STREAM_KEY, LIVE_MAX_STREAMS, LIVE_MAX_VIEWERS, LIVE_RING_BYTES,
+LIVE_MAX_FRAGMENT_BYTES, LIVE_VIEWER_BUDGET_BYTES, LIVE_VIEWER_POLICY (skip/disconnect),
+LIVE_VIEWER_MAX_LAG_MS, LIVE_MAX_BITRATE (bits/s: 20M, 2500k), LIVE_BITRATE_WINDOW_MS,
+LIVE_RECONNECT_GRACE_MS, LIVE_RECORD (0/1).
 Uploads (tus at /uploads): UPLOAD_MAX_BYTES, UPLOAD_KEY, UPLOAD_EXPIRY_MS.
 Sizes take a unit: 512MiB, 2GiB, 65536.`;
 
@@ -254,6 +284,9 @@ export function loadConfig(
     ),
     sample: flags['no-sample'] === true ? false : bool('SAMPLE', pick(undefined, 'SAMPLE'), true),
     logLevel: logLevelRaw as LogLevel,
+    // --- live streaming (/live, src/live) ---
+    ...liveConfig(env, { int, size, bool }, problems),
+    // --- end live streaming ---
     // --- uploads (tus, /uploads) ---
     uploadMaxBytes: size('UPLOAD_MAX_BYTES', pick(undefined, 'UPLOAD_MAX_BYTES'), 4 * 2 ** 30, 1),
     uploadKey: uploadKey(pick(undefined, 'UPLOAD_KEY'), problems),
@@ -353,3 +386,127 @@ function storageConfig(env: NodeJS.ProcessEnv, dataDir: string, problems: string
     forcePathStyle: pathStyle === undefined ? true : /^(1|true|yes|on)$/i.test(pathStyle),
   };
 }
+
+// --- live streaming (/live, src/live) ---
+
+/** What a live viewer over its byte budget gets: `skip` to the next keyframe, or `disconnect`. */
+export type LiveViewerPolicy = 'skip' | 'disconnect';
+
+/** Smallest viewer budget: below a fragment or two a viewer would do nothing but skip. */
+export const LIVE_MIN_BUDGET = 64 * 1024;
+
+type LiveConfig = Pick<
+  ServerConfig,
+  | 'liveStreamKey'
+  | 'liveMaxStreams'
+  | 'liveMaxViewers'
+  | 'liveRingBytes'
+  | 'liveMaxFragmentBytes'
+  | 'liveViewerBudgetBytes'
+  | 'liveViewerPolicy'
+  | 'liveViewerMaxLagMs'
+  | 'liveMaxBitrate'
+  | 'liveBitrateWindowMs'
+  | 'liveReconnectGraceMs'
+  | 'liveRecord'
+>;
+
+interface NumberParsers {
+  int(name: string, raw: string | undefined, fallback: number, min: number, max: number): number;
+  size(name: string, raw: string | undefined, fallback: number, min: number): number;
+  bool(name: string, raw: string | undefined, fallback: boolean): boolean;
+}
+
+function liveConfig(env: NodeJS.ProcessEnv, parse: NumberParsers, problems: string[]): LiveConfig {
+  const raw = (name: string): string | undefined => {
+    const value = env[name];
+    return value === undefined || value === '' ? undefined : value;
+  };
+  const ringBytes = parse.size('LIVE_RING_BYTES', raw('LIVE_RING_BYTES'), 32 * 2 ** 20, 3 * 1024);
+  if (ringBytes > 2 ** 32) problems.push(`LIVE_RING_BYTES=${ringBytes}: at most 4GiB`);
+  const maxFragmentBytes = parse.size(
+    'LIVE_MAX_FRAGMENT_BYTES',
+    raw('LIVE_MAX_FRAGMENT_BYTES'),
+    Math.min(4 * 2 ** 20, Math.floor(ringBytes / 3)),
+    1024,
+  );
+  // The fan-out keeps a viewer's budget plus two fragments in the ring (see Broadcast.maxBudget).
+  if (maxFragmentBytes * 3 > ringBytes) {
+    problems.push(
+      `LIVE_MAX_FRAGMENT_BYTES=${maxFragmentBytes} is more than a third of LIVE_RING_BYTES=${ringBytes}`,
+    );
+  }
+  const maxBudget = ringBytes - 2 * maxFragmentBytes;
+  const budget = parse.size(
+    'LIVE_VIEWER_BUDGET_BYTES',
+    raw('LIVE_VIEWER_BUDGET_BYTES'),
+    Math.max(LIVE_MIN_BUDGET, Math.min(8 * 2 ** 20, maxBudget)),
+    LIVE_MIN_BUDGET,
+  );
+  if (budget > maxBudget) {
+    problems.push(
+      `LIVE_VIEWER_BUDGET_BYTES=${budget} does not fit: at most LIVE_RING_BYTES - 2 × LIVE_MAX_FRAGMENT_BYTES = ${maxBudget}`,
+    );
+  }
+  const policy = raw('LIVE_VIEWER_POLICY') ?? 'skip';
+  if (policy !== 'skip' && policy !== 'disconnect') {
+    problems.push(`LIVE_VIEWER_POLICY=${JSON.stringify(policy)}: expected skip or disconnect`);
+  }
+  const key = raw('LIVE_STREAM_KEY');
+  // It travels in an Authorization header or a query string, and a short key is guessable.
+  if (key !== undefined && !/^[\x21-\x7e]{16,1024}$/.test(key)) {
+    problems.push(
+      `LIVE_STREAM_KEY: expected 16 to 1024 visible ASCII characters without spaces, got ${key.length} characters`,
+    );
+  }
+  return {
+    liveStreamKey: key,
+    liveMaxStreams: parse.int('LIVE_MAX_STREAMS', raw('LIVE_MAX_STREAMS'), 16, 1, 10_000),
+    liveMaxViewers: parse.int('LIVE_MAX_VIEWERS', raw('LIVE_MAX_VIEWERS'), 100, 1, 1_000_000),
+    liveRingBytes: ringBytes,
+    liveMaxFragmentBytes: maxFragmentBytes,
+    liveViewerBudgetBytes: budget,
+    liveViewerPolicy: policy === 'disconnect' ? 'disconnect' : 'skip',
+    liveViewerMaxLagMs: parse.int(
+      'LIVE_VIEWER_MAX_LAG_MS',
+      raw('LIVE_VIEWER_MAX_LAG_MS'),
+      30_000,
+      100,
+      3_600_000,
+    ),
+    liveMaxBitrate: bitrate(raw('LIVE_MAX_BITRATE'), 20e6, problems),
+    liveBitrateWindowMs: parse.int(
+      'LIVE_BITRATE_WINDOW_MS',
+      raw('LIVE_BITRATE_WINDOW_MS'),
+      5_000,
+      100,
+      600_000,
+    ),
+    liveReconnectGraceMs: parse.int(
+      'LIVE_RECONNECT_GRACE_MS',
+      raw('LIVE_RECONNECT_GRACE_MS'),
+      5_000,
+      0,
+      600_000,
+    ),
+    liveRecord: parse.bool('LIVE_RECORD', raw('LIVE_RECORD'), false),
+  };
+}
+
+/** Bits per second with SI units (`20M`, `2500k`, `8000000`), the way bitrates are quoted. */
+function bitrate(raw: string | undefined, fallback: number, problems: string[]): number {
+  if (raw === undefined) return fallback;
+  const match = /^\s*(\d+(?:\.\d+)?)\s*([kmg]?)(?:bit\/s|bps|b)?\s*$/i.exec(raw);
+  const unit = ({ '': 1, k: 1e3, m: 1e6, g: 1e9 } as Record<string, number>)[
+    match?.[2]?.toLowerCase() ?? 'x'
+  ];
+  const value = match && unit !== undefined ? Math.floor(Number(match[1]) * unit) : Number.NaN;
+  if (!(value >= 8000 && value <= 1e12)) {
+    problems.push(
+      `LIVE_MAX_BITRATE=${JSON.stringify(raw)}: expected bits per second from 8k to 1000G, like 20M`,
+    );
+    return fallback;
+  }
+  return value;
+}
+// --- end live streaming ---

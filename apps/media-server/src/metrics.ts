@@ -121,3 +121,144 @@ export function createMetrics(cache: VideoCache, pool: SlabPool): Metrics {
   );
   return { registry, requests, bytesServed, duration, served, aborted, uploads };
 }
+
+// --- live streaming (src/live) ---
+
+/**
+ * What the live gauges and counters read at scrape time; the live registry
+ * provides it (declared here so metrics need not know the live internals).
+ *
+ * @example
+ * ```ts
+ * const source: LiveMetricsSource = new LiveRegistry(config, log);
+ * ```
+ */
+export interface LiveMetricsSource {
+  readonly totals: {
+    readonly ingestBytes: number;
+    readonly copiedBytes: number;
+    readonly fragments: number;
+    readonly keyframes: number;
+    readonly droppedBytes: Readonly<Record<string, number>>;
+    /** Viewers cut off, keyed `policy/reason`. */
+    readonly disconnects: ReadonlyMap<string, number>;
+  };
+  list(): readonly {
+    readonly name: string;
+    readonly viewers: number;
+    readonly ingest: { readonly bitsPerSecond: number };
+    readonly ring: { readonly capacity: number; readonly maxViewerBufferedBytes: number };
+  }[];
+}
+
+/**
+ * Adds the live figures to the registry: streams, viewers, ingest bitrate
+ * and bytes, ring memory, the most any viewer holds, bytes dropped and
+ * viewers disconnected per policy. All are read at scrape time; per-stream
+ * series disappear with their stream.
+ *
+ * @example
+ * ```ts
+ * liveMetrics(metrics.registry, live);
+ * ```
+ */
+export function liveMetrics(registry: Registry, live: LiveMetricsSource): void {
+  const perStream = (
+    name: string,
+    help: string,
+    read: (s: ReturnType<LiveMetricsSource['list']>[number]) => number,
+  ) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ['stream'] as const,
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const stream of live.list()) this.set({ stream: stream.name }, read(stream));
+      },
+    });
+  const total = (name: string, help: string, read: () => number) =>
+    new Counter({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc(read());
+      },
+    });
+  new Gauge({
+    name: 'media_live_streams',
+    help: 'Live streams (broadcasting, or waiting for their broadcaster to reconnect)',
+    registers: [registry],
+    collect() {
+      this.set(live.list().length);
+    },
+  });
+  new Gauge({
+    name: 'media_live_ring_bytes',
+    help: 'Bytes of the rings live streams keep their newest fragments in: their whole memory, however slow the viewers',
+    registers: [registry],
+    collect() {
+      this.set(live.list().reduce((sum, s) => sum + s.ring.capacity, 0));
+    },
+  });
+  perStream('media_live_viewers', 'Viewers of each live stream', (s) => s.viewers);
+  perStream(
+    'media_live_ingest_bits_per_second',
+    'Ingest bitrate of each live stream over its measuring window',
+    (s) => s.ingest.bitsPerSecond,
+  );
+  perStream(
+    'media_live_viewer_buffered_bytes_max',
+    'Most ring bytes any one viewer of the stream holds (bounded by its budget)',
+    (s) => s.ring.maxViewerBufferedBytes,
+  );
+  total(
+    'media_live_ingest_bytes_total',
+    'Bytes broadcasters pushed',
+    () => live.totals.ingestBytes,
+  );
+  total(
+    'media_live_ingest_copied_bytes_total',
+    'Bytes copied while ingesting (one copy into the ring: at most the bytes pushed)',
+    () => live.totals.copiedBytes,
+  );
+  total(
+    'media_live_fragments_total',
+    'Fragments written into live rings',
+    () => live.totals.fragments,
+  );
+  total(
+    'media_live_keyframe_fragments_total',
+    'Fragments that start with a keyframe',
+    () => live.totals.keyframes,
+  );
+  new Counter({
+    name: 'media_live_bytes_dropped_total',
+    help: 'Bytes slow viewers did not get (skipped to a keyframe, or left behind when cut off), by policy',
+    labelNames: ['policy'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [policy, bytes] of Object.entries(live.totals.droppedBytes)) {
+        this.inc({ policy }, bytes);
+      }
+    },
+  });
+  new Counter({
+    name: 'media_live_viewers_disconnected_total',
+    help: 'Viewers the server cut off, by policy and reason (lagged: over budget; lapped: stuck past the ring; max-lag: too far behind in time)',
+    labelNames: ['policy', 'reason'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [key, count] of live.totals.disconnects) {
+        const [policy = '', reason = ''] = key.split('/');
+        this.inc({ policy, reason }, count);
+      }
+    },
+  });
+}
+// --- end live streaming ---

@@ -1,3 +1,4 @@
+import { get as httpGet } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseMultipart, storeBytes } from './files.ts';
 import { startServer, type TestServer } from './server.ts';
@@ -138,10 +139,22 @@ describe('GET /videos/:id', () => {
     '/videos/nope',
     `/videos/${'x'.repeat(65)}`,
   ])('never maps %s to a path: 404', async (path) => {
-    const response = await get({}, path);
-    expect(response.status).toBe(404);
-    const json = (await response.json()) as { error: { code: string } };
-    expect(json.error.code).toBe('NOT_FOUND');
+    // Sent exactly as written: a URL string (fetch's or http.get's) would normalise the dot segments away.
+    const { status, body } = await new Promise<{ status: number; body: string }>(
+      (resolve, reject) => {
+        const { hostname, port } = new URL(server.url);
+      httpGet({ host: hostname, port, path }, (res) => {
+          let text = '';
+          res.setEncoding('utf8');
+          res.on('data', (chunk: string) => {
+            text += chunk;
+          });
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+        }).on('error', reject);
+      },
+    );
+    expect(status).toBe(404);
+    expect((JSON.parse(body) as { error: { code: string } }).error.code).toBe('NOT_FOUND');
   });
 
   it('answers other methods with 405 and Allow', async () => {

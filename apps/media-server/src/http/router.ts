@@ -56,7 +56,9 @@ export function createRouter(routes: readonly Route[], log: Logger, observe?: Re
       url = new URL('http://localhost/');
     }
     const method = req.method ?? 'GET';
-    const match = findRoute(routes, url.pathname, method);
+    // Routes match the path as sent: WHATWG URL parsing would resolve `%2e%2e` segments first.
+    const rawPath = (req.url ?? '/').split('?', 1)[0] ?? '/';
+    const match = findRoute(routes, rawPath.startsWith('/') ? rawPath : url.pathname, method);
     const ctx: RequestContext = {
       req,
       res,

@@ -151,8 +151,7 @@ export class BoxSplitter {
   /** The stream ended: throws MEDIA_TRUNCATED if it ended inside a box or a fragment. */
   end(): void {
     if (this.#failed) return;
-    const partial =
-      this.#box !== undefined || this.#headerLength > 0 || this.#pieces.length > 0;
+    const partial = this.#box !== undefined || this.#headerLength > 0 || this.#pieces.length > 0;
     if (partial) {
       this.#failed = true;
       throw new MediaServerError(
@@ -203,7 +202,12 @@ export class BoxSplitter {
         corrupt(`garbage at byte ${start}: bytes ${hex(h.subarray(0, 8))} are not a box header`);
       }
     }
-    const type = String.fromCharCode(h[4] as number, h[5] as number, h[6] as number, h[7] as number);
+    const type = String.fromCharCode(
+      h[4] as number,
+      h[5] as number,
+      h[6] as number,
+      h[7] as number,
+    );
     let size = this.#size32();
     if (size === 1) {
       // Past 2^53 the sum loses precision, but such a size fails the limit check anyway.
@@ -215,8 +219,12 @@ export class BoxSplitter {
         `unexpected top-level box "${printable(type)}" at byte ${start}: expected fragmented MP4 (ftyp, moov, then moof+mdat fragments)`,
       );
     }
-    if (size === 0) corrupt(`the ${type} box at byte ${start} claims to run to the end of the stream, which a live stream has not`);
-    if (size < headerSize) corrupt(`the ${type} box at byte ${start} has an impossible size of ${size} bytes`);
+    if (size === 0)
+      corrupt(
+        `the ${type} box at byte ${start} claims to run to the end of the stream, which a live stream has not`,
+      );
+    if (size < headerSize)
+      corrupt(`the ${type} box at byte ${start} has an impossible size of ${size} bytes`);
     const max = this.#options.maxUnitBytes;
     if (size > max) {
       throw new MediaServerError(
@@ -259,10 +267,12 @@ export class BoxSplitter {
         );
         break;
       case 'prefix':
-        if (this.#moof !== undefined) corrupt(`a ${type} box at byte ${start} sits between a moof and its mdat`);
+        if (this.#moof !== undefined)
+          corrupt(`a ${type} box at byte ${start} sits between a moof and its mdat`);
         return true;
       case 'moof':
-        if (this.#moof !== undefined) corrupt(`the moof at byte ${start} follows a moof that had no mdat`);
+        if (this.#moof !== undefined)
+          corrupt(`the moof at byte ${start} follows a moof that had no mdat`);
         return true;
       case 'mdat':
         if (this.#moof === undefined) corrupt(`the mdat at byte ${start} has no moof before it`);
@@ -302,7 +312,9 @@ export class BoxSplitter {
 function uint32(bytes: Uint8Array, at: number): number {
   return (
     (bytes[at] as number) * 2 ** 24 +
-    (((bytes[at + 1] as number) << 16) | ((bytes[at + 2] as number) << 8) | (bytes[at + 3] as number))
+    (((bytes[at + 1] as number) << 16) |
+      ((bytes[at + 2] as number) << 8) |
+      (bytes[at + 3] as number))
   );
 }
 

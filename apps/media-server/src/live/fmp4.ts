@@ -223,7 +223,8 @@ function readTrack(
     id,
     kind,
     timescale,
-    codec: entry === undefined ? handler : codecOf(view, entry),
+    // The broadcaster chose these bytes, and the codec string ends up in headers and the page.
+    codec: (entry === undefined ? handler : codecOf(view, entry)).replace(/[^A-Za-z0-9.]/g, '_'),
     width: visual && entry !== undefined ? view.getUint16(entry.body + 24) : undefined,
     height: visual && entry !== undefined ? view.getUint16(entry.body + 26) : undefined,
     defaultSampleFlags: defaults?.flags ?? 0,
@@ -274,7 +275,8 @@ function mp4aCodec(view: ByteView, start: number, end: number): string {
     } else if (tag === 0x05) {
       if (oti !== 0x40) break;
       let aot = view.getUint8(at) >>> 3;
-      if (aot === 31) aot = 32 + (((view.getUint8(at) & 0x07) << 3) | (view.getUint8(at + 1) >>> 5));
+      if (aot === 31)
+        aot = 32 + (((view.getUint8(at) & 0x07) << 3) | (view.getUint8(at + 1) >>> 5));
       return `mp4a.40.${aot}`;
     } else {
       at += size;
@@ -315,8 +317,7 @@ function readTraf(view: ByteView, traf: Box, init: InitInfo) {
     } else if (box.type === 'tfdt') {
       const version = view.getUint8(box.body);
       need(view, box, box.body + (version === 1 ? 12 : 8));
-      decode =
-        version === 1 ? view.getSafeUint64(box.body + 4) : view.getUint32(box.body + 4);
+      decode = version === 1 ? view.getSafeUint64(box.body + 4) : view.getUint32(box.body + 4);
     } else if (box.type === 'trun') {
       if (track === undefined) corrupt('a trun comes before its tfhd');
       const flags = view.getUint24(box.body + 1);
@@ -412,8 +413,12 @@ function guard<T>(what: string, read: () => T): T {
     if (MediaServerError.isInstance(error)) {
       throw new MediaServerError('MEDIA_CORRUPT', `${what}: ${error.message}`);
     }
-    throw new MediaServerError('MEDIA_CORRUPT', `${what} is malformed: ${(error as Error).message}`, {
-      cause: error,
-    });
+    throw new MediaServerError(
+      'MEDIA_CORRUPT',
+      `${what} is malformed: ${(error as Error).message}`,
+      {
+        cause: error,
+      },
+    );
   }
 }

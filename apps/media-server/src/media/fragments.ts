@@ -285,13 +285,13 @@ export function readFragment(
             `Sample ${table.length + 1} of track ${traf.trackId} in the ${where} has its ${size} bytes at offset ${cursor}, outside the ${fileSize}-byte file`,
           );
         }
-        table.push({
-          cts: dts + (run.ctsOffsets?.[k] ?? 0),
+        table.push(
+          dts + (run.ctsOffsets?.[k] ?? 0),
           duration,
-          offset: cursor,
-          seekOffset: moofStart,
-          sync: (flags & NON_SYNC) === 0,
-        });
+          cursor,
+          moofStart,
+          (flags & NON_SYNC) === 0,
+        );
         cursor += size;
         dts += duration;
       }

@@ -6,12 +6,14 @@ import {
   Log,
   MetadataSampleEntry,
   MP4BoxBuffer,
+  MultiBufferStream,
   SubtitleSampleEntry,
   VisualSampleEntry,
 } from 'mp4box';
 import { MediaServerError } from '../errors.ts';
 import { childBoxes } from './boxes.ts';
-import { type SampleBudget, SampleTable } from './samples.ts';
+import { type SampleBudget, TrackSamples } from './samples.ts';
+import { StblSamples, stblTables } from './stbl-samples.ts';
 
 /**
  * What a track carries, as the movie's handler says.
@@ -62,15 +64,16 @@ export interface FragmentDefaults {
  *
  * @example
  * ```ts
- * const seconds = (track: MovieTrack, i: number) =>
- *   (track.samples.cts[i]! - track.mediaTime) / track.info.timescale + track.emptyEditSeconds;
+ * const seconds = (track: MovieTrack, cts: number) =>
+ *   (cts - track.mediaTime) / track.info.timescale + track.emptyEditSeconds;
+ * track.samples.forEach((cts) => console.log(seconds(track, cts)));
  * ```
  */
 export interface MovieTrack {
   readonly info: TrackInfo;
   readonly mediaTime: number;
   readonly emptyEditSeconds: number;
-  readonly samples: SampleTable;
+  readonly samples: TrackSamples;
   readonly fragmentDefaults: FragmentDefaults | undefined;
 }
 
@@ -96,9 +99,11 @@ const STBL_PATH = ['trak', 'mdia', 'minf', 'stbl'] as const;
 
 /**
  * Checks every `stsz`/`stz2` sample count before mp4box sees the `moov`:
- * mp4box fills a constant-size `stsz` with `sample_count` entries without
- * reading anything, so one corrupt count would exhaust memory and crash the
- * process, which no try/catch can stop.
+ * even parsing boxes alone, mp4box fills a constant-size `stsz` with
+ * `sample_count` entries without reading anything, so one corrupt count
+ * would exhaust memory and crash the process, which no try/catch can stop.
+ * (Its other tables read every entry they list, so the `moov`'s own size
+ * bounds them.)
  */
 function checkSampleCounts(
   moov: Uint8Array,
@@ -206,16 +211,25 @@ function describe(trak: TrakBox): { kind: TrackKind; codec: string } {
   return { kind: 'other', codec };
 }
 
+/**
+ * Parses the box tree of the `moov` with mp4box and nothing more.
+ * `createFile(keepMdatData, stream)` runs `ISOFile.parse()` over a stream
+ * that holds all the bytes: every box and its fields, the sample tables as
+ * mp4box's per-box arrays. What it skips is `appendBuffer()`, the streaming
+ * entry point, which on finding the `moov` also runs `buildSampleLists()`
+ * and makes an object per sample: hundreds of bytes each, hundreds of MiB
+ * for a long film. The tables are decoded here instead ({@link StblSamples}).
+ */
 function parseWithMp4box(moov: Uint8Array, moovStart: number): ISOFile {
   return quietly((errors) => {
-    const file = createFile();
-    file.onError = (module: string, message: string) => {
-      errors.push(`${module}: ${message}`);
-    };
     // mp4box gets the moov alone: chunk offsets in it are absolute, so where
     // its bytes sit in mp4box's stream does not change any sample offset.
+    // The copy gives mp4box an ArrayBuffer of its own, starting at 0.
     const copy = moov.slice();
-    file.appendBuffer(MP4BoxBuffer.fromArrayBuffer(copy.buffer, 0), true);
+    const stream = new MultiBufferStream(MP4BoxBuffer.fromArrayBuffer(copy.buffer, 0));
+    // The parse runs inside createFile, before an onError could be set:
+    // errors reach `quietly` through Log.error.
+    const file = createFile(false, stream);
     if (errors.length > 0 || file.moov === undefined) {
       throw new MediaServerError(
         'MEDIA_CORRUPT',
@@ -227,13 +241,15 @@ function parseWithMp4box(moov: Uint8Array, moovStart: number): ISOFile {
 }
 
 /**
- * Reads the `moov` box (its bytes, read whole, at `moovStart`) with mp4box:
- * tracks, codecs, edit lists, `trex` defaults and the sample tables of
- * progressive files. Sample counts are checked against `budget` before
- * mp4box builds any table, and every sample's data against `fileSize` after.
+ * Reads the `moov` box (its bytes, read whole, at `moovStart`) with mp4box's
+ * box parser: tracks, codecs, edit lists, `trex` defaults and the sample
+ * tables of progressive files, kept in their compact run-length form
+ * (a few bytes a sample). Sample counts are checked against `budget` before
+ * mp4box parses any table, and every sample's data against `fileSize` after.
  *
  * @throws MediaServerError `MEDIA_CORRUPT` when mp4box cannot parse the box or
- * its tables are inconsistent (a non-finite time, a zero timescale),
+ * its tables are inconsistent (a sample left without a chunk, a time or a
+ * composition offset; a zero timescale),
  * `MEDIA_TRUNCATED` when a sample's data lies past the end of the file,
  * `MEDIA_UNSUPPORTED` when the samples exceed the budget.
  *
@@ -264,7 +280,7 @@ export function readMovie(
     );
   }
   try {
-    return movieFrom(file, moovStart, fileSize);
+    return movieFrom(file, moov, moovStart, fileSize);
   } catch (error) {
     if (MediaServerError.isInstance(error)) throw error;
     // A box mp4box left out (a trak without mdhd, say) surfaces as a TypeError here.
@@ -278,7 +294,7 @@ export function readMovie(
   }
 }
 
-function movieFrom(file: ISOFile, moovStart: number, fileSize: number): Movie {
+function movieFrom(file: ISOFile, bytes: Uint8Array, moovStart: number, fileSize: number): Movie {
   const moov = file.moov;
   const movieTimescale = moov.mvhd.timescale;
   if (!(movieTimescale > 0)) {
@@ -300,7 +316,7 @@ function movieFrom(file: ISOFile, moovStart: number, fileSize: number): Movie {
         timescale: trak.mdia.mdhd.timescale,
       },
       ...editOffsets(trak, movieTimescale, moovStart),
-      samples: sampleTable(trak, moovStart, fileSize),
+      samples: trackSamples(trak, bytes, moovStart, fileSize),
       fragmentDefaults:
         trex === undefined
           ? undefined
@@ -342,7 +358,12 @@ function editOffsets(
   return { mediaTime: 0, emptyEditSeconds };
 }
 
-function sampleTable(trak: TrakBox, moovStart: number, fileSize: number): SampleTable {
+function trackSamples(
+  trak: TrakBox,
+  moov: Uint8Array,
+  moovStart: number,
+  fileSize: number,
+): TrackSamples {
   const id = trak.tkhd.track_id;
   const timescale = trak.mdia.mdhd.timescale;
   if (!(Number.isInteger(timescale) && timescale > 0)) {
@@ -351,32 +372,12 @@ function sampleTable(trak: TrakBox, moovStart: number, fileSize: number): Sample
       `Track ${id} in the moov at offset ${moovStart} has a timescale of ${timescale}; it must be above 0`,
     );
   }
-  const table = new SampleTable();
-  const samples = trak.samples ?? [];
-  for (const [i, sample] of samples.entries()) {
-    const { cts, dts, duration, offset, size } = sample;
-    if (
-      ![cts, dts, duration, offset, size].every(Number.isFinite) ||
-      duration < 0 ||
-      offset < 0 ||
-      size < 0
-    ) {
-      throw new MediaServerError(
-        'MEDIA_CORRUPT',
-        `Sample ${i + 1} of track ${id} has inconsistent tables in the moov at offset ${moovStart} (offset ${offset}, size ${size}, time ${cts}, duration ${duration})`,
-      );
-    }
-    if (offset + size > fileSize) {
-      throw new MediaServerError(
-        'MEDIA_TRUNCATED',
-        `Sample ${i + 1} of track ${id} at offset ${offset} (${size} bytes) ends past the end of the ${fileSize}-byte file`,
-      );
-    }
-    table.push({ cts, duration, offset, seekOffset: offset, sync: sample.is_sync });
-  }
-  const last = samples.at(-1);
-  table.nextDts = last === undefined ? 0 : last.dts + last.duration;
-  // mp4box's object per sample is the bulk of the memory a long film costs; let it go now.
-  trak.samples = [];
-  return table;
+  const tables = stblTables(trak.mdia.minf.stbl, trak.mdia.mdhd.duration, moov);
+  if (tables === undefined) return new TrackSamples(undefined, 0);
+  const samples = new StblSamples(tables, {
+    trackId: id,
+    where: `moov at offset ${moovStart}`,
+    fileSize,
+  });
+  return new TrackSamples(samples, samples.endDts);
 }

@@ -1,5 +1,6 @@
 import { MediaServerError } from '../errors.ts';
 import { type ReadAt, walkTopLevelBoxes } from './boxes.ts';
+import { coveringOffsets, type SyncSamples, scanKeyTrack, TIME_EPSILON } from './coverage.ts';
 import { readFragment } from './fragments.ts';
 import { type Movie, type MovieTrack, readMovie, type TrackInfo } from './movie.ts';
 import { SampleBudget } from './samples.ts';
@@ -18,23 +19,20 @@ export type { TrackInfo, TrackKind } from './movie.ts';
 export const DEFAULT_MAX_METADATA_BYTES = 64 * 1024 * 1024;
 
 /**
- * Default cap on the samples of all tracks together: a 3.5-hour film at
- * 30 fps with 48 kHz AAC. mp4box holds an object per `moov` sample while it
- * parses: a million samples peaked near 700 MiB of memory and took about 2 s.
+ * Default cap on the samples of all tracks together: a 6-hour film at 60 fps
+ * with 48 kHz AAC has 2.31 million, and 3 million leave room for a second
+ * audio track or a longer film. The `moov`'s tables stay in their compact
+ * form (about 7 bytes a sample) and mp4box builds no object per sample:
+ * indexing those 2.31 million peaked near 80 MiB of heap (220 MiB RSS) and
+ * took about 0.4 s, where mp4box's sample objects had taken 700–900 MiB and
+ * 2 s. Fragments keep 29 bytes a sample.
  *
  * @example
  * ```ts
  * await buildSeekIndex(readAt, size, { maxSamples: DEFAULT_MAX_SAMPLES * 2 });
  * ```
  */
-export const DEFAULT_MAX_SAMPLES = 1_000_000;
-
-/**
- * Times within this many seconds count as equal, so a time parsed from a
- * timecode lands on the keyframe it names despite float rounding. It is far
- * below any frame duration.
- */
-const TIME_EPSILON = 1e-6;
+export const DEFAULT_MAX_SAMPLES = 3_000_000;
 
 /**
  * A keyframe of the video. `time` is its presentation time in seconds (what
@@ -133,9 +131,10 @@ export interface BuildSeekIndexOptions {
 /**
  * Builds the seek index of an MP4 of `size` bytes read through `readAt`.
  *
- * Only metadata is read: the top-level box headers, the `moov` box (parsed by
- * mp4box: tracks, codecs, edit lists, sample tables) and every `moof` box
- * (parsed here: `tfhd`, `tfdt`, `trun`). No `mdat` payload is read, so a
+ * Only metadata is read: the top-level box headers, the `moov` box (its boxes
+ * parsed by mp4box: tracks, codecs, edit lists, sample tables, the tables then
+ * decoded here from their run-length form without an object per sample) and
+ * every `moof` box (parsed here: `tfhd`, `tfdt`, `trun`). No `mdat` payload is read, so a
  * many-GiB file costs its metadata only. Presentation times apply the edit
  * list like FFmpeg: `(cts − media_time) / timescale` plus any leading empty edit.
  *
@@ -246,48 +245,6 @@ async function build(
   return indexFrom(movie, movie.hasFragments || moofCount > 0);
 }
 
-/** A track's samples in presentation order, in seconds. */
-interface Timeline {
-  readonly track: MovieTrack;
-  /** Presentation times, ascending. */
-  readonly times: Float64Array;
-  /** `seekOffset` of the sample at the same position in `times`. */
-  readonly seekOffsets: Float64Array;
-  /** Presentation time at which the track's last sample ends. */
-  readonly end: number;
-}
-
-function presentationTime(track: MovieTrack, cts: number): number {
-  // One division of an integer, so equal instants give equal floats across tracks and timecodes.
-  const t = (cts - track.mediaTime) / track.info.timescale;
-  return track.emptyEditSeconds === 0 ? t : t + track.emptyEditSeconds;
-}
-
-function timeline(track: MovieTrack): Timeline {
-  const { samples } = track;
-  const n = samples.length;
-  const times = new Float64Array(n);
-  let end = Number.NEGATIVE_INFINITY;
-  let ordered = true;
-  for (let i = 0; i < n; i++) {
-    times[i] = presentationTime(track, samples.cts[i]!);
-    end = Math.max(end, presentationTime(track, samples.cts[i]! + samples.duration[i]!));
-    if (i > 0 && times[i]! < times[i - 1]!) ordered = false;
-  }
-  const seekOffsets = Float64Array.from(samples.seekOffset);
-  // Audio is in presentation order already; only reordered video (B-frames) pays for a sort.
-  if (ordered) return { track, times, seekOffsets, end };
-  const order = Uint32Array.from({ length: n }, (_, i) => i).sort(
-    (a, b) => times[a]! - times[b]! || a - b,
-  );
-  return {
-    track,
-    times: Float64Array.from(order, (i) => times[i]!),
-    seekOffsets: Float64Array.from(order, (i) => seekOffsets[i]!),
-    end,
-  };
-}
-
 /** Index of the last element of ascending `values` that is ≤ `value`, or -1. */
 function lastAtOrBefore(values: ArrayLike<number>, value: number): number {
   let lo = 0;
@@ -300,23 +257,34 @@ function lastAtOrBefore(values: ArrayLike<number>, value: number): number {
   return lo - 1;
 }
 
-/** Where a reader must start to get `timeline`'s data from `time` on, or undefined once the track has ended. */
-function coveringOffset(line: Timeline, time: number): number | undefined {
-  if (line.times.length === 0 || time >= line.end) return undefined;
-  const i = Math.max(0, lastAtOrBefore(line.times, time + TIME_EPSILON));
-  return line.seekOffsets[i];
-}
-
-function nominalFrameRate(track: MovieTrack): number | undefined {
-  if (track.info.kind !== 'video') return undefined;
-  const counts = new Map<number, number>();
-  for (const d of track.samples.duration) if (d > 0) counts.set(d, (counts.get(d) ?? 0) + 1);
-  let best: number | undefined;
-  let bestCount = 0;
-  for (const [duration, count] of counts) {
-    if (count > bestCount) [best, bestCount] = [duration, count];
+/**
+ * The key frames, sorted by time, each with the least offset over all
+ * tracks from which a reader gets every track's data from its time on, and
+ * where the last track ends. Each track is walked once more from its
+ * compact tables; nothing per sample is kept.
+ */
+function seekPoints(
+  tracks: readonly MovieTrack[],
+  sync: SyncSamples,
+): { keyframes: Keyframe[]; samplesEnd: number } {
+  const { times, byteOffsets } = sync;
+  const seekOffsets = Float64Array.from(sync.seekOffsets);
+  let samplesEnd = Number.NEGATIVE_INFINITY;
+  for (const track of tracks) {
+    const { offsets, end } = coveringOffsets(track, times);
+    samplesEnd = Math.max(samplesEnd, end);
+    // NaN (the track has ended by then) loses every comparison, so it never lowers the offset.
+    for (let i = 0; i < offsets.length; i++) {
+      if (offsets[i]! < seekOffsets[i]!) seekOffsets[i] = offsets[i]!;
+    }
   }
-  return best === undefined ? undefined : track.info.timescale / best;
+  const keyframes: Keyframe[] = [];
+  for (let i = 0; i < times.length; i++) {
+    keyframes.push(
+      Object.freeze({ time: times[i]!, byteOffset: byteOffsets[i]!, seekOffset: seekOffsets[i]! }),
+    );
+  }
+  return { keyframes, samplesEnd };
 }
 
 function indexFrom(movie: Movie, fragmented: boolean): SeekIndex {
@@ -333,33 +301,22 @@ function indexFrom(movie: Movie, fragmented: boolean): SeekIndex {
       `None of the movie's ${movie.tracks.length} tracks (ids ${movie.tracks.map((t) => t.info.id).join(', ')}) has any samples`,
     );
   }
-  const timelines = withSamples.map(timeline);
-  const keyframes: Keyframe[] = [];
-  const { samples } = keyTrack;
-  for (let i = 0; i < samples.length; i++) {
-    if (!samples.sync[i]) continue;
-    const time = presentationTime(keyTrack, samples.cts[i]!);
-    let seekOffset = samples.seekOffset[i]!;
-    for (const line of timelines)
-      seekOffset = Math.min(seekOffset, coveringOffset(line, time) ?? seekOffset);
-    keyframes.push(Object.freeze({ time, byteOffset: samples.offset[i]!, seekOffset }));
-  }
-  if (keyframes.length === 0) {
+  const { sync, frameRate } = scanKeyTrack(keyTrack);
+  if (sync.times.length === 0) {
     throw new MediaServerError(
       'MEDIA_UNSUPPORTED',
-      `Track ${keyTrack.info.id} has ${samples.length} samples but no keyframe to seek to`,
+      `Track ${keyTrack.info.id} has ${keyTrack.samples.length} samples but no keyframe to seek to`,
     );
   }
-  keyframes.sort((a, b) => a.time - b.time || a.byteOffset - b.byteOffset);
-  const samplesEnd = Math.max(...timelines.map((line) => line.end));
+  const { keyframes, samplesEnd } = seekPoints(withSamples, sync);
   const duration =
     !fragmented && movie.durationSeconds !== undefined
       ? movie.durationSeconds
       : Math.max(0, samplesEnd);
-  const times = Float64Array.from(keyframes, (k) => k.time);
+  const times = Float64Array.from(sync.times);
   return Object.freeze({
     duration,
-    frameRate: nominalFrameRate(keyTrack),
+    frameRate,
     fragmented,
     keyframes: Object.freeze(keyframes),
     tracks: Object.freeze(movie.tracks.map((track) => Object.freeze({ ...track.info }))),

@@ -63,7 +63,12 @@ export async function finishUpload(
     if (storage.moveFile !== undefined) await storage.moveFile(id, path, meta);
     else await storage.putFile(id, path, meta);
     library.invalidate(id);
-    log.info('upload stored', { id, bytes: probe.size, duration: probe.duration, title: meta.title });
+    log.info('upload stored', {
+      id,
+      bytes: probe.size,
+      duration: probe.duration,
+      title: meta.title,
+    });
   } catch (error) {
     await store.discard(id).catch(() => undefined);
     const verdict = MediaServerError.isInstance(error) && error.code.startsWith('MEDIA_');
@@ -87,10 +92,7 @@ export async function finishUpload(
  * titleOf({ filename: 'Holiday 2024.mp4' }, 'x'); // 'Holiday 2024'
  * ```
  */
-export function titleOf(
-  metadata: Record<string, string | null> | undefined,
-  id: string,
-): string {
+export function titleOf(metadata: Record<string, string | null> | undefined, id: string): string {
   const clean = (value: string | null | undefined): string =>
     (value ?? '')
       .replace(/\p{Cc}+/gu, ' ')

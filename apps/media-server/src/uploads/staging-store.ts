@@ -1,9 +1,7 @@
-import { createWriteStream, mkdirSync } from 'node:fs';
-import { readdir, rm } from 'node:fs/promises';
+import { mkdirSync } from 'node:fs';
+import { type FileHandle, open, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { FileStore } from '@tus/file-store';
 import { ERRORS, Upload } from '@tus/server';
 import { isVideoId } from '../storage/types.ts';
@@ -43,7 +41,13 @@ export class StagingStore extends FileStore {
       return await super.create(file);
     } catch (error) {
       await this.discard(file.id);
-      if (isDiskFull(error)) throw diskFull(0);
+      if (isDiskFull(error)) {
+        throw tusError(
+          507,
+          'INSUFFICIENT_STORAGE',
+          'the upload staging disk is full; no upload was created',
+        );
+      }
       throw error;
     }
   }
@@ -62,36 +66,41 @@ export class StagingStore extends FileStore {
   }
 
   /**
-   * FileStore's write, except that a full disk is a 507 and not a 500. The
-   * stream may stop mid-chunk; whatever reached the disk counts, as it does
-   * for a client that disconnects.
+   * FileStore's write, except that a full disk answers 507 and not 500.
+   * Whatever reached the disk counts (the offset is the file's size, as for
+   * a client that disconnects). The rest of the request body is read and
+   * dropped: it is bounded by the request's length, and stopping early
+   * would make @tus/server report an aborted request (400) instead, or the
+   * client see a reset connection.
    */
   override async write(readable: Readable, id: string, offset: number): Promise<number> {
-    if ((await this.configstore.get(id))?.storage?.type === STORED) {
-      // A repeated final PATCH: nothing more can be appended, the hook answers it again.
-      for await (const _ of readable);
+    if (await this.isStored(id)) {
+      // A final PATCH sent again (empty: bytes past the length are refused earlier); the hook answers again.
+      for await (const _chunk of readable);
       return offset;
     }
-    let received = 0;
-    const count = new Transform({
-      transform(chunk: Buffer, _encoding, done) {
-        received += chunk.byteLength;
-        done(null, chunk);
-      },
-    });
+    const handle = await open(this.dataPath(id), 'r+');
+    let position = offset;
+    let full = false;
     try {
-      await pipeline(
-        readable,
-        count,
-        createWriteStream(this.dataPath(id), { flags: 'r+', start: offset }),
-      );
+      for await (const chunk of readable as AsyncIterable<Buffer>) {
+        if (full) continue;
+        try {
+          position = await writeAll(handle, chunk, position);
+        } catch (error) {
+          if (!isDiskFull(error)) throw error;
+          full = true;
+        }
+      }
     } catch (error) {
-      if (isDiskFull(error)) throw diskFull(offset);
       // Errors the server raised itself (size limits) keep their status.
       if (typeof error === 'object' && error !== null && 'status_code' in error) throw error;
       throw ERRORS.FILE_WRITE_ERROR;
+    } finally {
+      await handle.close();
     }
-    return offset + received;
+    if (full) throw diskFull(offset, position);
+    return position;
   }
 
   /** Turns the record of a stored upload into a receipt and drops its data file. */
@@ -154,10 +163,20 @@ export function stagingStore(dir: string, expiryMs: number): StagingStore {
   return new StagingStore({ directory: dir, expirationPeriodInMilliseconds: expiryMs });
 }
 
-function diskFull(offset: number) {
+function diskFull(from: number, to: number) {
   return tusError(
     507,
     'INSUFFICIENT_STORAGE',
-    `the upload staging disk is full (this request started at byte ${offset}); what was received is kept, resume the upload once space is freed`,
+    `the upload staging disk is full: this request stored bytes ${from} to ${to}; resume from ${to} once space is freed`,
   );
+}
+
+/** Writes all of `bytes` at `position` (a full disk may take part of them first); returns the new end. */
+async function writeAll(handle: FileHandle, bytes: Uint8Array, position: number): Promise<number> {
+  let at = 0;
+  while (at < bytes.byteLength) {
+    const { bytesWritten } = await handle.write(bytes, at, bytes.byteLength - at, position + at);
+    at += bytesWritten;
+  }
+  return position + at;
 }

@@ -16,7 +16,7 @@ import { uploadKeyCheck } from './upload-key.ts';
 export interface UploadEndpointDeps {
   readonly config: Pick<
     ServerConfig,
-    'dataDir' | 'uploadMaxBytes' | 'uploadKey' | 'uploadExpiryMs'
+    'host' | 'dataDir' | 'uploadMaxBytes' | 'uploadKey' | 'uploadExpiryMs'
   >;
   readonly library: Library;
   readonly metrics: Metrics;
@@ -33,6 +33,8 @@ export interface UploadEndpoint {
   /** Stops the periodic sweep. */
   close(): void;
 }
+
+const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;
 
 /** Where staged uploads live, under the data directory. */
 export const UPLOADS_SUBDIR = 'uploads';
@@ -60,6 +62,11 @@ export function uploadEndpoint(deps: UploadEndpointDeps): UploadEndpoint {
   const { config, library, metrics, log } = deps;
   const store = stagingStore(join(config.dataDir, UPLOADS_SUBDIR), config.uploadExpiryMs);
   const authorized = uploadKeyCheck(config.uploadKey);
+  if (config.uploadKey === undefined && !LOOPBACK.test(config.host)) {
+    log.warn('uploads are open to anyone who can reach the server; set UPLOAD_KEY', {
+      host: config.host,
+    });
+  }
   const tus = new Server({
     path: '/uploads',
     datastore: store,
@@ -67,10 +74,11 @@ export function uploadEndpoint(deps: UploadEndpointDeps): UploadEndpoint {
     relativeLocation: true,
     allowedOrigins: [],
     exposedHeaders: [VIDEO_ID_HEADER],
-    // A finished upload belongs to the library; DELETE /videos-style removal is not tus's job.
+    // A finished upload is a library video now: terminating the upload must not touch it.
     disableTerminationForFinishedUploads: true,
     namingFunction: () => randomBytes(12).toString('base64url'),
-    getFileIdFromRequest: (_req, last) => (last !== undefined && isVideoId(last) ? last : undefined),
+    getFileIdFromRequest: (_req, last) =>
+      last !== undefined && isVideoId(last) ? last : undefined,
     onUploadFinish: (req, upload) =>
       withoutIdleTimeout(req, () => finishUpload({ store, library, metrics, log }, upload)),
   });
@@ -80,7 +88,12 @@ export function uploadEndpoint(deps: UploadEndpointDeps): UploadEndpoint {
       sendJson(
         ctx.res,
         401,
-        { error: { code: 'UNAUTHORIZED', message: 'uploads need Authorization: Bearer <upload key>' } },
+        {
+          error: {
+            code: 'UNAUTHORIZED',
+            message: 'uploads need Authorization: Bearer <upload key>',
+          },
+        },
         { 'tus-resumable': '1.0.0', 'www-authenticate': 'Bearer realm="uploads"' },
       );
       return;

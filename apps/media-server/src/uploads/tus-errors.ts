@@ -5,6 +5,11 @@ import { MediaServerError, type MediaServerErrorCode } from '../errors.ts';
  * becomes the response's status and body. The body is the app's usual JSON
  * error, so tus clients (which show the body) and the upload page read the
  * same `{ error: { code, message } }` as every other route returns.
+ *
+ * @example
+ * ```ts
+ * const refused: TusError = { status_code: 507, body: '{"error":{"code":"INSUFFICIENT_STORAGE","message":"…"}}' };
+ * ```
  */
 export interface TusError {
   readonly status_code: number;

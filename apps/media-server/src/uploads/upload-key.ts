@@ -12,7 +12,9 @@ import { createHash, timingSafeEqual } from 'node:crypto';
  * if (!allowed(req.headers.authorization)) res.writeHead(401).end();
  * ```
  */
-export function uploadKeyCheck(key: string | undefined): (authorization: string | undefined) => boolean {
+export function uploadKeyCheck(
+  key: string | undefined,
+): (authorization: string | undefined) => boolean {
   if (key === undefined) return () => true;
   const expected = digest(key);
   return (authorization) => {
