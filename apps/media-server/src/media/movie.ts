@@ -211,6 +211,61 @@ function describe(trak: TrakBox): { kind: TrackKind; codec: string } {
   return { kind: 'other', codec };
 }
 
+/** Boxes that hold tags, titles and vendor data: nothing a seek index reads. */
+const USER_DATA = new Set(['udta', 'meta']);
+const FREE = [0x66, 0x72, 0x65, 0x65]; // 'free'
+
+/**
+ * Retypes `udta` and `meta` boxes of the moov and its tracks as `free`, in
+ * place, so mp4box skips them. QuickTime and phone recordings put Apple
+ * `©xyz` tags there, which mp4box refuses as invalid box types; a file whose
+ * sample tables are fine must not be rejected over its tags.
+ */
+function hideUserData(moov: Uint8Array, moovStart: number): void {
+  const where = `moov at offset ${moovStart}`;
+  for (const child of childBoxes(moov, 8, moov.length, where, moovStart)) {
+    if (USER_DATA.has(child.type)) moov.set(FREE, child.start + 4);
+    if (child.type !== 'trak') continue;
+    const end = child.start + child.size;
+    for (const inner of childBoxes(
+      moov,
+      child.start + child.headerSize,
+      end,
+      `${where} > trak`,
+      moovStart,
+    )) {
+      if (USER_DATA.has(inner.type)) moov.set(FREE, inner.start + 4);
+    }
+  }
+}
+
+/** Containers whose every child the index may read (tables, edit lists, fragment defaults), by parent. */
+const INDEXED_CONTAINERS: Record<string, readonly string[]> = {
+  moov: ['trak', 'mvex'],
+  trak: ['mdia', 'edts'],
+  mdia: ['minf'],
+  minf: ['stbl'],
+};
+
+/**
+ * True when mp4box parsed every child of the moov and of the containers
+ * below it that the index reads ({@link INDEXED_CONTAINERS}).
+ */
+function tablesComplete(file: ISOFile, moov: Uint8Array, moovStart: number): boolean {
+  const where = `moov at offset ${moovStart}`;
+  const check = (type: string, from: number, to: number, parsed: unknown): boolean => {
+    const raw = [...childBoxes(moov, from, to, where, moovStart)];
+    const boxes = (parsed as { boxes?: unknown[] } | undefined)?.boxes ?? [];
+    if (raw.length !== boxes.length) return false;
+    const inner = INDEXED_CONTAINERS[type] ?? [];
+    return raw.every((child, i) => {
+      if (!inner.includes(child.type)) return true;
+      return check(child.type, child.start + child.headerSize, child.start + child.size, boxes[i]);
+    });
+  };
+  return check('moov', 8, moov.length, file.moov);
+}
+
 /**
  * Parses the box tree of the `moov` with mp4box and nothing more.
  * `createFile(keepMdatData, stream)` runs `ISOFile.parse()` over a stream
@@ -226,11 +281,17 @@ function parseWithMp4box(moov: Uint8Array, moovStart: number): ISOFile {
     // its bytes sit in mp4box's stream does not change any sample offset.
     // The copy gives mp4box an ArrayBuffer of its own, starting at 0.
     const copy = moov.slice();
+    hideUserData(copy, moovStart);
     const stream = new MultiBufferStream(MP4BoxBuffer.fromArrayBuffer(copy.buffer, 0));
     // The parse runs inside createFile, before an onError could be set:
     // errors reach `quietly` through Log.error.
     const file = createFile(false, stream);
-    if (errors.length > 0 || file.moov === undefined) {
+    // mp4box stops a container at the first child it cannot parse. A failure
+    // inside a sample description (QuickTime sound descriptions, say) only
+    // costs the codec string; one anywhere on the path to the sample tables
+    // would silently drop a table (no stss reads as "every sample is a
+    // keyframe"), so it is fatal.
+    if (file.moov === undefined || (errors.length > 0 && !tablesComplete(file, copy, moovStart))) {
       throw new MediaServerError(
         'MEDIA_CORRUPT',
         `mp4box could not parse the moov box at offset ${moovStart}${errors.length > 0 ? `: ${errors.join('; ')}` : ''}`,

@@ -240,17 +240,18 @@ describe('buildSeekIndex on bytes that are not an MP4', () => {
     );
   });
 
-  it('keeps mp4box quiet on the console and reports what it choked on', async () => {
+  it('refuses a bad box in mvex (fragment defaults) by its offset and type, quietly', async () => {
     const spies = (['log', 'info', 'warn', 'error', 'debug'] as const).map((m) =>
       vi.spyOn(console, m).mockImplementation(() => {}),
     );
-    // The oversized box sits in udta, which only mp4box walks, so mp4box itself meets it.
-    const oversized = box('titl', new Uint8Array(8));
-    new DataView(oversized.buffer).setUint32(0, 9999);
+    // mp4box would stop at the nameless box and leave the trex defaults behind it unread.
     const mvhd = new Uint8Array(100);
     new DataView(mvhd.buffer).setUint32(12, 1000);
-    const file = concat(FTYP, box('moov', box('mvhd', mvhd), box('udta', oversized)));
-    await expectRefusal(file, 'MEDIA_CORRUPT', 'mp4box', "'titl'", '9999');
+    const file = concat(
+      FTYP,
+      box('moov', box('mvhd', mvhd), box('mvex', box('\0\0\0\0', new Uint8Array(8)))),
+    );
+    await expectRefusal(file, 'MEDIA_CORRUPT', 'type 00 00 00 00', 'not four printable characters');
     for (const spy of spies) expect(spy).not.toHaveBeenCalled();
   });
 });
