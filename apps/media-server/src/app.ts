@@ -140,7 +140,11 @@ export function createMediaServer(config: ServerConfig, parts: MediaServerParts)
           clearTimeout(grace);
           cache.clear();
           uploads.close();
-          resolve();
+          // Recordings of the broadcasts just ended are still being stored; a restart must find them.
+          live.settled().then(resolve, (error: unknown) => {
+            log.error('storing a live recording failed during shutdown', { error });
+            resolve();
+          });
         });
         server.closeIdleConnections();
       });

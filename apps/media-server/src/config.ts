@@ -389,10 +389,24 @@ function storageConfig(env: NodeJS.ProcessEnv, dataDir: string, problems: string
 
 // --- live streaming (/live, src/live) ---
 
-/** What a live viewer over its byte budget gets: `skip` to the next keyframe, or `disconnect`. */
+/**
+ * What a live viewer over its byte budget gets: `skip` to the next keyframe, or `disconnect`.
+ *
+ * @example
+ * ```ts
+ * const policy: LiveViewerPolicy = url.searchParams.get('policy') === 'disconnect' ? 'disconnect' : 'skip';
+ * ```
+ */
 export type LiveViewerPolicy = 'skip' | 'disconnect';
 
-/** Smallest viewer budget: below a fragment or two a viewer would do nothing but skip. */
+/**
+ * Smallest viewer budget: below a fragment or two a viewer would do nothing but skip.
+ *
+ * @example
+ * ```ts
+ * if (budget < LIVE_MIN_BUDGET) throw new MediaServerError('BAD_REQUEST', 'budget too small');
+ * ```
+ */
 export const LIVE_MIN_BUDGET = 64 * 1024;
 
 type LiveConfig = Pick<

@@ -321,6 +321,8 @@ export function watch(
   });
   let closed = false;
   let output = '';
+  // The child may be gone (its response over) by the time the test unthrottles it.
+  child.stdin?.on('error', () => {});
   child.stdout?.on('data', (d: Buffer) => {
     output += d.toString();
   });
@@ -345,7 +347,7 @@ export function watch(
       return closed;
     },
     unthrottle: () => {
-      child.stdin?.write('unthrottle\n');
+      if (!closed && child.stdin?.writable) child.stdin.write('unthrottle\n');
     },
   };
 }
