@@ -1,52 +1,22 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import S3rver from 's3rver';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../src/config.ts';
-import { s3Storage } from '../src/storage/s3.ts';
-import type { VideoStorage } from '../src/storage/types.ts';
 import { storeBytes } from './files.ts';
+import { startS3, type TestS3 } from './s3.ts';
 import { startServer, type TestServer } from './server.ts';
 
-let s3: S3rver;
-let s3Dir: string;
-let env: Record<string, string>;
+let s3: TestS3;
 let first: TestServer;
 let second: TestServer;
 
-function storageFor(): VideoStorage {
-  const config = loadConfig([], { ...env, DATA_DIR: s3Dir });
-  if (config.storage.kind !== 's3') throw new Error('expected S3 storage from the environment');
-  return s3Storage(config.storage);
-}
-
 beforeAll(async () => {
-  s3Dir = await mkdtemp(join(tmpdir(), 's3rver-'));
-  s3 = new S3rver({
-    port: 0,
-    address: '127.0.0.1',
-    silent: true,
-    directory: s3Dir,
-    configureBuckets: [{ name: 'media' }],
-  });
-  const { port } = await s3.run();
-  env = {
-    S3_BUCKET: 'media',
-    S3_ENDPOINT: `http://127.0.0.1:${port}`,
-    S3_ACCESS_KEY_ID: 'S3RVER',
-    S3_SECRET_ACCESS_KEY: 'S3RVER',
-    S3_PREFIX: 'lib/',
-  };
-  first = await startServer({ ...env, CACHE_ADMIT_AFTER: '2' }, { storage: storageFor() });
-  second = await startServer({ ...env, CACHE_ADMIT_AFTER: '1000' }, { storage: storageFor() });
+  s3 = await startS3('lib/');
+  first = await startServer({ ...s3.env, CACHE_ADMIT_AFTER: '2' }, { storage: s3.storage() });
+  second = await startServer({ ...s3.env, CACHE_ADMIT_AFTER: '1000' }, { storage: s3.storage() });
 });
 
 afterAll(async () => {
   await first?.close();
   await second?.close();
   await s3?.close();
-  await rm(s3Dir, { recursive: true, force: true });
 });
 
 describe('S3-compatible storage (against s3rver)', () => {

@@ -143,7 +143,7 @@ describe('GET /videos/:id', () => {
     const { status, body } = await new Promise<{ status: number; body: string }>(
       (resolve, reject) => {
         const { hostname, port } = new URL(server.url);
-      httpGet({ host: hostname, port, path }, (res) => {
+        httpGet({ host: hostname, port, path }, (res) => {
           let text = '';
           res.setEncoding('utf8');
           res.on('data', (chunk: string) => {

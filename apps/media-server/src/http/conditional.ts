@@ -12,6 +12,8 @@
  * @module
  */
 
+import { isOws, trimOws } from './ows.ts';
+
 /**
  * The two validators of one stored representation.
  *
@@ -418,17 +420,4 @@ function pad(n: number, width: number): string {
 
 function mod(a: number, n: number): number {
   return ((a % n) + n) % n;
-}
-
-/** Strips OWS (SP and HTAB, RFC 9110 §5.6.3) — not String#trim, which takes any Unicode space. */
-function trimOws(text: string): string {
-  let from = 0;
-  let to = text.length;
-  while (from < to && isOws(text.charCodeAt(from))) from++;
-  while (to > from && isOws(text.charCodeAt(to - 1))) to--;
-  return text.slice(from, to);
-}
-
-function isOws(code: number): boolean {
-  return code === 0x20 || code === 0x09;
 }

@@ -8,6 +8,8 @@
  * @module
  */
 
+import { trimOws } from './ows.ts';
+
 /**
  * One satisfiable byte range of a representation, both ends inclusive as
  * `Content-Range` writes them, so `end - start + 1` bytes.
@@ -314,19 +316,6 @@ function coalesce(ranges: readonly ByteRange[], gap: number): ByteRange[] {
   }
   merged.sort((a, b) => a.first - b.first);
   return merged.map(({ start, end }) => ({ start, end }));
-}
-
-/** Strips OWS (SP and HTAB, RFC 9110 §5.6.3) — not String#trim, which takes any Unicode space. */
-function trimOws(text: string): string {
-  let from = 0;
-  let to = text.length;
-  while (from < to && isOws(text.charCodeAt(from))) from++;
-  while (to > from && isOws(text.charCodeAt(to - 1))) to--;
-  return text.slice(from, to);
-}
-
-function isOws(code: number): boolean {
-  return code === 0x20 || code === 0x09;
 }
 
 function assertCount(name: string, value: number, min: number): void {

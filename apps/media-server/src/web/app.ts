@@ -4,6 +4,8 @@
  * shows the server's cache and bytes-served figures.
  */
 
+import { byId, formatBytes } from './format.ts';
+
 interface VideoRow {
   id: string;
   title: string;
@@ -33,11 +35,7 @@ interface Stats {
   readBuffers: { inUse: number; allocated: number };
 }
 
-const $ = <T extends HTMLElement>(id: string): T => {
-  const element = document.getElementById(id);
-  if (element === null) throw new Error(`the page has no #${id}`);
-  return element as T;
-};
+const $ = byId;
 
 const player = $<HTMLVideoElement>('player');
 const library = $<HTMLUListElement>('library');
@@ -50,16 +48,7 @@ const stats = $<HTMLDListElement>('stats');
 
 let current: VideoRow | undefined;
 
-function bytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let value = n;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
-}
+const bytes = formatBytes;
 
 function clock(seconds: number): string {
   const s = Math.floor(seconds);

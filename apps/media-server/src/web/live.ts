@@ -5,6 +5,8 @@
  * shows viewers and a latency estimate.
  */
 
+import { byId } from './format.ts';
+
 interface LiveRow {
   name: string;
   state: 'waiting' | 'live' | 'reconnecting' | 'ended';
@@ -29,11 +31,7 @@ const MAX_BEHIND_S = 3;
 /** Where a jump lands, short of the buffered end, so playback does not stall at once. */
 const EDGE_MARGIN_S = 0.5;
 
-const $ = <T extends HTMLElement>(id: string): T => {
-  const element = document.getElementById(id);
-  if (element === null) throw new Error(`the page has no #${id}`);
-  return element as T;
-};
+const $ = byId;
 
 const player = $<HTMLVideoElement>('player');
 const list = $<HTMLUListElement>('streams');

@@ -12,6 +12,7 @@ import {
   Upload,
   type UploadProgress,
 } from 'chunked-uploader';
+import { byId, formatBytes } from './format.ts';
 
 /** What the page remembers about an upload in flight, to offer its resume after a reload. */
 interface Pending {
@@ -25,11 +26,7 @@ const PENDING_KEY = 'media-server:pending-upload';
 const KEY_KEY = 'media-server:upload-key';
 const MiB = 2 ** 20;
 
-const $ = <T extends HTMLElement>(id: string): T => {
-  const element = document.getElementById(id);
-  if (element === null) throw new Error(`the page has no #${id}`);
-  return element as T;
-};
+const $ = byId;
 
 const form = $<HTMLFormElement>('upload-form');
 const fileInput = $<HTMLInputElement>('file');
@@ -53,16 +50,7 @@ progress.style.width = '100%';
 const stateStore = new LocalStorageStateStore(STATE_PREFIX);
 let job: Upload | undefined;
 
-function bytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let value = n;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
-}
+const bytes = formatBytes;
 
 function duration(ms: number): string {
   const s = Math.max(0, Math.round(ms / 1000));

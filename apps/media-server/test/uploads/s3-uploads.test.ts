@@ -1,11 +1,8 @@
 import type { EventEmitter } from 'node:events';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import S3rver from 's3rver';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config.ts';
-import { s3Storage } from '../../src/storage/s3.ts';
+import { startS3, type TestS3 } from '../s3.ts';
 import { startServer, type TestServer } from '../server.ts';
 import { fetchSha256, listed, sha256, tusUpload, uploadFixtures } from './helpers.ts';
 
@@ -13,42 +10,23 @@ interface S3Notification {
   Records: { eventName: string; s3: { object: { key: string } } }[];
 }
 
-let s3: S3rver;
-let s3Dir: string;
+let s3: TestS3;
 let server: TestServer;
 /** `eventName key` of every S3 event s3rver emitted. */
 const events: string[] = [];
 
 beforeAll(async () => {
-  s3Dir = await mkdtemp(join(tmpdir(), 's3rver-uploads-'));
-  s3 = new S3rver({
-    port: 0,
-    address: '127.0.0.1',
-    silent: true,
-    directory: s3Dir,
-    configureBuckets: [{ name: 'media' }],
-  });
+  s3 = await startS3('up/');
   // s3rver's typings (test/s3rver.d.ts) leave out that it is an EventEmitter of S3 notifications.
-  (s3 as unknown as EventEmitter).on('event', (event: S3Notification) => {
+  (s3.s3 as unknown as EventEmitter).on('event', (event: S3Notification) => {
     for (const record of event.Records) events.push(`${record.eventName} ${record.s3.object.key}`);
   });
-  const { port } = await s3.run();
-  const env = {
-    S3_BUCKET: 'media',
-    S3_ENDPOINT: `http://127.0.0.1:${port}`,
-    S3_ACCESS_KEY_ID: 'S3RVER',
-    S3_SECRET_ACCESS_KEY: 'S3RVER',
-    S3_PREFIX: 'up/',
-  };
-  const config = loadConfig([], { ...env, DATA_DIR: s3Dir });
-  if (config.storage.kind !== 's3') throw new Error('expected S3 storage from the environment');
-  server = await startServer(env, { storage: s3Storage(config.storage) });
+  server = await startServer(s3.env, { storage: s3.storage() });
 });
 
 afterAll(async () => {
   await server?.close();
   await s3?.close();
-  await rm(s3Dir, { recursive: true, force: true });
 });
 
 describe('uploads with S3 storage (against s3rver)', () => {
