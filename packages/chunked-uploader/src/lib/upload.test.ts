@@ -29,6 +29,16 @@ function random(n: number, seed = 1): Uint8Array {
   return out;
 }
 
+/**
+ * Exact byte equality without a deep-equality walk, which takes seconds per
+ * MiB (and minutes on a loaded CI machine); names the first differing byte.
+ */
+function expectSameBytes(actual: Uint8Array, expected: Uint8Array): void {
+  expect(actual.byteLength).toBe(expected.byteLength);
+  const at = actual.findIndex((byte, i) => byte !== expected[i]);
+  expect(at, `first differing byte at ${at}`).toBe(-1);
+}
+
 /** Wraps a source to record which offsets were read, and when. */
 function recording(source: UploadSource, log: string[]): UploadSource {
   return {
@@ -62,7 +72,7 @@ describe('Upload over an offset protocol', () => {
     const protocol = new MemoryProtocol();
     const { progress, done } = run(fromBytes(data), { protocol, chunkSize: KiB });
     const result = await done;
-    expect(protocol.object()).toEqual(data);
+    expectSameBytes(protocol.object(), data);
     expect(protocol.upload().completed).toBe(true);
     expect(protocol.sendLog.map((s) => s.offset)).toEqual(
       Array.from({ length: 11 }, (_, i) => i * KiB),
@@ -111,7 +121,7 @@ describe('Upload over an offset protocol', () => {
     // Chunks 1 and 2 are read while chunk 0 is on the wire (prefetch 2), not more.
     expect(readsDuringFirstSend).toEqual(['read 1024', 'read 2048']);
     expect(protocol.buffersSeen.size).toBeLessThanOrEqual(3);
-    expect(protocol.object()).toEqual(data);
+    expectSameBytes(protocol.object(), data);
   });
 
   it('with prefetch 0, reads the next chunk only after the previous one is acknowledged', async () => {
@@ -144,7 +154,7 @@ describe('Upload over an offset protocol', () => {
     ];
     const { retries, done } = run(fromBytes(data), { protocol, chunkSize: KiB });
     const result = await done;
-    expect(protocol.object()).toEqual(data);
+    expectSameBytes(protocol.object(), data);
     expect(result.retries).toBe(2);
     expect(retries.map((r) => [r.chunk, r.attempt, (r.error as HttpError).status])).toEqual([
       [1, 1, 503],
@@ -187,7 +197,7 @@ describe('Upload over an offset protocol', () => {
       { at: 3, kind: 'conflict' },
     ];
     await run(fromBytes(data), { protocol, chunkSize: KiB }).done;
-    expect(protocol.object()).toEqual(data);
+    expectSameBytes(protocol.object(), data);
     expect(protocol.sendLog.map((s) => [s.offset, s.length])).toEqual([
       [0, 1024],
       [1024, 100],
@@ -202,7 +212,7 @@ describe('Upload over an offset protocol', () => {
     const protocol = new MemoryProtocol();
     protocol.faults = [{ at: 4, kind: 'lose', keep: 1500 }];
     await run(fromBytes(data), { protocol, chunkSize: KiB }).done;
-    expect(protocol.object()).toEqual(data);
+    expectSameBytes(protocol.object(), data);
     expect(protocol.sendLog.some((s) => s.offset === 1500)).toBe(true);
   });
 
@@ -233,7 +243,7 @@ describe('Upload over a part protocol', () => {
       parallel: 4,
       prefetch: 2,
     }).done;
-    expect(protocol.object()).toEqual(data);
+    expectSameBytes(protocol.object(), data);
     expect(protocol.maxInFlight).toBe(4);
     expect(protocol.buffersSeen.size).toBeLessThanOrEqual(6);
     expect(result.chunks).toBe(17);
@@ -288,7 +298,7 @@ describe('resume', () => {
     expect(result.resumedFrom).toBe(3 * KiB);
     expect(protocol.sendLog[0]?.offset).toBe(3 * KiB);
     expect(protocol.uploads.size).toBe(1);
-    expect(protocol.object()).toEqual(data);
+    expectSameBytes(protocol.object(), data);
     // Completion forgets the state: the same file again is a new upload.
     await new Upload(fromBytes(data, { identity: 'movie' }), {
       protocol,
@@ -358,7 +368,7 @@ describe('sources of unknown length', () => {
       for (let i = 0; i < data.length; i += 700) yield data.subarray(i, i + 700);
     })();
     const result = await run(fromStream(stream), { protocol, chunkSize: KiB }).done;
-    expect(protocol.object()).toEqual(data);
+    expectSameBytes(protocol.object(), data);
     expect(seen).toEqual([
       { last: false, total: undefined },
       { last: false, total: undefined },
@@ -433,7 +443,7 @@ describe('pause and resume', () => {
     expect(protocol.sends).toBe(1);
     job.resume();
     await done;
-    expect(protocol.object()).toEqual(data);
+    expectSameBytes(protocol.object(), data);
   });
 });
 
@@ -442,7 +452,7 @@ describe('adaptive uploads', () => {
     const data = random(3 * 2 ** 20);
     const protocol = new MemoryProtocol();
     await run(fromBytes(data), { protocol, adaptive: { maxChunkSize: 256 * 2 ** 20 } }).done;
-    expect(protocol.object()).toEqual(data);
+    expectSameBytes(protocol.object(), data);
     for (const buffer of protocol.buffersSeen)
       expect(buffer.byteLength).toBeLessThanOrEqual(3 * 2 ** 20);
   });
