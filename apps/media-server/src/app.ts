@@ -69,17 +69,21 @@ export function createMediaServer(config: ServerConfig, parts: MediaServerParts)
     ...videoRoutes({ library, pool, metrics, maxRanges: config.maxRanges }),
     ...serviceRoutes({ library, metrics, publicDir: parts.publicDir, startedAt: Date.now() }),
   ];
-  const handler = createRouter(routes, log, (info) => {
-    metrics.requests.inc({ route: info.route, method: info.method, status: String(info.status) });
-    metrics.bytesServed.inc({ route: info.route }, info.sent);
-    metrics.duration.observe({ route: info.route }, info.seconds);
-    if (info.aborted) metrics.aborted.inc({ route: info.route });
+  const handler = createRouter(routes, log, {
+    requestTimeoutMs: config.requestTimeoutMs,
+    observe: (info) => {
+      metrics.requests.inc({ route: info.route, method: info.method, status: String(info.status) });
+      metrics.bytesServed.inc({ route: info.route }, info.sent);
+      metrics.duration.observe({ route: info.route }, info.seconds);
+      if (info.aborted) metrics.aborted.inc({ route: info.route });
+    },
   });
   const server = createServer(
     {
       maxHeaderSize: config.maxHeaderBytes,
       headersTimeout: config.headersTimeoutMs,
-      requestTimeout: config.requestTimeoutMs,
+      // Enforced per route by the router instead (live broadcasts are exempt).
+      requestTimeout: 0,
       keepAliveTimeout: config.keepAliveTimeoutMs,
       connectionsCheckingInterval: Math.min(
         1000,

@@ -53,6 +53,21 @@ describe('limits and timeouts', () => {
     expect(reply === '' || reply.startsWith('HTTP/1.1 408')).toBe(true);
   });
 
+  it('answers a request body that trickles past REQUEST_TIMEOUT_MS with 408', async () => {
+    const socket = await open();
+    const closed = untilClosed(socket);
+    socket.write(
+      'POST /uploads HTTP/1.1\r\nhost: x\r\ntus-resumable: 1.0.0\r\nupload-length: 100000\r\n' +
+        'content-type: application/offset+octet-stream\r\ncontent-length: 100000\r\n\r\n',
+    );
+    // A byte every 100 ms keeps the idle timeout (600 ms) away; only the request timeout can end this.
+    const timer = setInterval(() => socket.writable && socket.write('x'), 100);
+    const reply = await closed;
+    clearInterval(timer);
+    expect(reply).toMatch(/^HTTP\/1\.1 408 /);
+    expect(reply).toContain('REQUEST_TIMEOUT');
+  });
+
   it('answers headers beyond MAX_HEADER_BYTES with 431', async () => {
     const socket = await open();
     const closed = untilClosed(socket);

@@ -22,6 +22,25 @@ export interface Route {
   readonly methods: readonly string[];
   readonly pattern: RegExp;
   readonly handler: (ctx: RequestContext) => Promise<void> | void;
+  /**
+   * The request body may legitimately last for hours (a live broadcast), so
+   * the request timeout does not apply; the idle timeout still does.
+   * @default false
+   */
+  readonly longLived?: boolean;
+}
+
+/** Options of {@link createRouter}. */
+export interface RouterOptions {
+  /** Called once per request when its response has closed. */
+  readonly observe?: RequestObserver | undefined;
+  /**
+   * Time a request body may take to arrive in full (0: no limit). Enforced
+   * here rather than by Node's `requestTimeout`, which has no per-route
+   * exemption for long-lived uploads such as a live broadcast.
+   * @default 0
+   */
+  readonly requestTimeoutMs?: number | undefined;
 }
 
 /** Called once per request when its response has closed, whatever happened. */
@@ -45,7 +64,8 @@ export type RequestObserver = (info: {
  * createServer(handle).listen(8080);
  * ```
  */
-export function createRouter(routes: readonly Route[], log: Logger, observe?: RequestObserver) {
+export function createRouter(routes: readonly Route[], log: Logger, options: RouterOptions = {}) {
+  const { observe, requestTimeoutMs = 0 } = options;
   return (req: IncomingMessage, res: ServerResponse): void => {
     const started = process.hrtime.bigint();
     const controller = new AbortController();
@@ -98,6 +118,33 @@ export function createRouter(routes: readonly Route[], log: Logger, observe?: Re
         aborted,
       });
     });
+    if (requestTimeoutMs > 0 && match.route?.longLived !== true && hasBody(req)) {
+      const timer = setTimeout(() => {
+        if (req.complete) return;
+        log.info('request body timed out', {
+          method,
+          path: url.pathname,
+          timeoutMs: requestTimeoutMs,
+        });
+        if (res.headersSent) {
+          res.destroy();
+          return;
+        }
+        res.setHeader('connection', 'close');
+        sendError(
+          ctx,
+          new MediaServerError(
+            'REQUEST_TIMEOUT',
+            `the request body took longer than ${requestTimeoutMs} ms`,
+          ),
+        );
+        req.socket.destroySoon();
+      }, requestTimeoutMs);
+      timer.unref();
+      const clear = (): void => clearTimeout(timer);
+      req.once('end', clear);
+      res.once('close', clear);
+    }
     const run = async (): Promise<void> => {
       if (match.route === undefined) {
         if (match.allowed.length > 0) {
@@ -170,4 +217,9 @@ export function sendJson(
     ...headers,
   });
   res.end(res.req?.method === 'HEAD' ? undefined : text);
+}
+
+function hasBody(req: IncomingMessage): boolean {
+  const length = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
 }

@@ -72,7 +72,6 @@ export async function ingest(
   });
   // Whatever happens from here, nothing more of this request body is wanted afterwards.
   res.setHeader('connection', 'close');
-  outliveRequestTimeout(req);
   try {
     await receive(req, (chunk) => {
       stream.countIngest(chunk.byteLength);
@@ -134,15 +133,4 @@ function receive(req: IncomingMessage, onChunk: (chunk: Buffer) => void): Promis
     req.on('close', onClose);
     req.on('error', onClose);
   });
-}
-
-/**
- * A live push is one request that lasts as long as the broadcast, so Node's
- * `requestTimeout` (meant for uploads that stall) would cut it. Node has no
- * per-request switch; its parser can leave the server's timeout list, which
- * is what this does. The idle timeout (no bytes at all) still applies.
- */
-function outliveRequestTimeout(req: IncomingMessage): void {
-  const parser = (req.socket as { parser?: { remove?: () => void } }).parser;
-  if (typeof parser?.remove === 'function') parser.remove();
 }

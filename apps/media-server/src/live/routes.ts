@@ -27,6 +27,7 @@ export function liveRoutes(registry: LiveRegistry): Route[] {
       name: 'live-ingest',
       methods: ['POST', 'PUT'],
       pattern: /^\/live\/([^/]+)$/,
+      longLived: true,
       handler: async (ctx) => {
         // Refusals must not leave Node reading (and discarding) an endless body.
         ctx.res.setHeader('connection', 'close');
