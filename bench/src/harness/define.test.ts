@@ -31,6 +31,7 @@ describe('validateBenchmark', () => {
       cases: [
         { name: 'a', role: 'baseline', run: () => 1 },
         { name: 'a', role: 'ours', reference: 'nope', isolate: true, run: () => 2 },
+        { name: 'c', role: 'peer', runtime: 'built', run: () => 3 },
       ],
       targets: [
         { kind: 'ratio', case: 'a', vs: 'ghost', atLeast: 1 },
@@ -44,6 +45,9 @@ describe('validateBenchmark', () => {
     expect(problems).toContain("reference 'zzz' is not a case");
     expect(problems).toContain("unknown reference 'nope'");
     expect(problems).toContain('is isolated but the benchmark has no moduleUrl');
+    expect(problems).toContain(
+      "case 'c' has runtime 'built', which only an isolated case's child process can have",
+    );
     expect(problems).toContain('is in MiB/s but moves no bytes per op');
     expect(problems).toContain("target names unknown case 'ghost'");
     expect(problems).toContain('has neither atLeast nor atMost');

@@ -2,7 +2,7 @@ import type { Benchmark, BenchmarkDefinition } from './types';
 
 const NAME = /^[a-z0-9]+(?:-[a-z0-9]+)*$/;
 
-/** Problems in a definition: duplicate or unknown case names, a bad name, an isolated case without a module, a check outside a single-shot scenario. */
+/** Problems in a definition: duplicate or unknown case names, a bad name, an isolated case without a module, a built runtime outside a child, a check outside a single-shot scenario. */
 export function validateBenchmark(definition: Benchmark): string[] {
   const problems: string[] = [];
   const where = `benchmark '${definition.name}'`;
@@ -34,6 +34,14 @@ export function validateBenchmark(definition: Benchmark): string[] {
     }
     if (c.isolate && definition.moduleUrl === undefined) {
       problems.push(`${where}: case '${c.name}' is isolated but the benchmark has no moduleUrl`);
+    }
+    if (c.runtime !== undefined && c.runtime !== 'sources' && c.runtime !== 'built') {
+      problems.push(`${where}: case '${c.name}' has unknown runtime '${String(c.runtime)}'`);
+    }
+    if (c.runtime === 'built' && !c.isolate) {
+      problems.push(
+        `${where}: case '${c.name}' has runtime 'built', which only an isolated case's child process can have`,
+      );
     }
     const unit = c.unit ?? definition.unit;
     const perOp = definition.bytesPerOp;

@@ -57,7 +57,9 @@ export function markdownTable(report: BenchmarkReport): string {
     return [
       ...(grouped ? [c.group ?? ''] : []),
       c.role === 'ours' ? `**${name}**` : name,
-      c.isolated ? `${c.role}, own process` : c.role,
+      c.isolated
+        ? `${c.role}, own process${c.runtime === 'built' ? ' (node, built packages)' : ''}`
+        : c.role,
       measured
         ? formatThroughput(c.throughput as number, c.unit)
         : `failed: ${c.error ?? 'no samples'}`,

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { built } from './fixtures/built-bench';
 import {
   alternating,
   calls,
@@ -161,4 +162,15 @@ describe('single-shot scenarios', () => {
     expect(resolveBytesPerOp(scenario, { quick: true })).toBe(1000);
     expect(resolveBytesPerOp(scenario, { quick: false })).toBe(2000);
   });
+});
+
+describe("the 'built' runtime", () => {
+  it('runs the child on plain node, from a bundle of the benchmark module, and reports it', async () => {
+    const { report } = await runBenchmark(built, options);
+    const [ours, sources] = report.cases;
+    // Each case's check (in its child) verified how that child was started.
+    expect(ours).toMatchObject({ error: null, ops: 1, isolated: true, runtime: 'built' });
+    expect(sources).toMatchObject({ error: null, ops: 1, isolated: true, runtime: 'sources' });
+    expect(ours?.baselineRssBytes).toBeGreaterThan(0);
+  }, 60_000);
 });

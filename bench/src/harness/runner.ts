@@ -263,6 +263,7 @@ function toCaseResult(benchmark: Benchmark, benchmarkBytesPerOp: number, tally: 
     unit,
     bytesPerOp,
     isolated: c.isolate ?? false,
+    runtime: c.isolate ? (c.runtime ?? 'sources') : null,
     ops: tally.ops,
     samples: tally.samples.length,
     batch: tally.runner?.batch ?? 0,

@@ -57,6 +57,19 @@ export interface BenchCase<S> {
    */
   isolate?: boolean;
   /**
+   * Isolated cases only: what the child process runs. `'sources'` runs it
+   * under tsx with workspace packages loaded from their TypeScript sources,
+   * like the parent (tsx's loader thread and the sources add about 40 MiB
+   * to the child's RSS). `'built'` runs plain `node`, no loader, on an
+   * esbuild bundle of the harness's child entry and of the benchmark's
+   * module in which every package (workspace or npm) stays an import by
+   * name, so it loads as published: workspace packages from their `dist`
+   * builds. Build them first (`pnpm build`; turbo's bench task depends on
+   * `^build`). Use it where the child's own memory is what is measured.
+   * @default 'sources'
+   */
+  runtime?: ChildRuntime;
+  /**
    * Report buffer-view's `copyStats()` delta per operation.
    * @default role === 'ours'
    */
@@ -68,6 +81,9 @@ export interface BenchCase<S> {
    */
   declaredCopyBytesPerOp?: number;
 }
+
+/** What an isolated case's child process runs: see {@link BenchCase.runtime}. */
+export type ChildRuntime = 'sources' | 'built';
 
 /** A figure a target can be stated on. Throughput is higher-is-better; the rest lower-is-better. */
 export type Metric =
@@ -193,6 +209,8 @@ export interface CaseResult {
   unit: Unit;
   bytesPerOp: number;
   isolated: boolean;
+  /** Isolated cases: what their child ran (see `BenchCase.runtime`). Absent in older reports. */
+  runtime?: ChildRuntime | null;
   /** Measured operations (warm-up excluded). */
   ops: number;
   samples: number;

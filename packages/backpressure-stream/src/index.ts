@@ -34,6 +34,7 @@ export type {
 export { Broadcast } from './lib/fan-out';
 export type {
   BroadcastChunk,
+  BroadcastCoalesceOptions,
   BroadcastConsumerEvents,
   BroadcastConsumerMetrics,
   BroadcastConsumerOptions,

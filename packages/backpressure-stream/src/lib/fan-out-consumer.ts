@@ -1,6 +1,6 @@
 import type { ByteRing, ByteView, RingReader } from 'buffer-view';
 import type { WaitOptions } from './channel';
-import { Emitter, type EventMap } from './emitter';
+import { Emitter, type EventMap, type Listener } from './emitter';
 import {
   AbortedError,
   abortError,
@@ -98,6 +98,23 @@ export interface BroadcastConsumerOptions {
    */
   maxSkip?: number;
   /**
+   * Wake-up coalescing, as network stacks batch interrupts: a reader waiting
+   * for data is woken only once `minBytes` are pending for it, `maxWaitMs`
+   * after the first pending byte arrived, or when something else happens
+   * (the broadcast ends or aborts, the policy dropped or skipped chunks, a
+   * skip or a `'newest-marker'` join resumes at a marker), and then reads
+   * everything pending at once with {@link BroadcastConsumer.readBatch} (or
+   * the next reads return at once). It trades a little latency for far
+   * fewer wake-ups: with hundreds of consumers on one thread, waking each
+   * of them for every chunk costs the producer more than the writes. It
+   * never costs bytes: a waiting reader is also woken before the next chunk
+   * could push it over its budget, so coalescing alone never makes a policy
+   * drop, skip or disconnect. A reader that is busy when data arrives gets
+   * it on its next call without waiting.
+   * @default undefined (no coalescing: a waiting reader is woken by every chunk)
+   */
+  coalesce?: BroadcastCoalesceOptions;
+  /**
    * Removes the consumer when it aborts: reads reject with
    * {@link AbortedError}.
    * @default undefined
@@ -111,10 +128,44 @@ export interface BroadcastConsumerOptions {
 }
 
 /**
+ * When a waiting {@link BroadcastConsumer} is woken (its
+ * `coalesce` option): once `minBytes` are pending for it or `maxWaitMs`
+ * after the first of them arrived, whichever comes first. For live video,
+ * a few milliseconds of delay are invisible to a player and spare the
+ * server one wake-up per viewer per fragment.
+ *
+ * @example
+ * ```ts
+ * import type { BroadcastCoalesceOptions } from 'backpressure-stream';
+ * const coalesce: BroadcastCoalesceOptions = { minBytes: 256 * 1024, maxWaitMs: 5 };
+ * const viewer = live.subscribe({ policy: 'skip-to-marker', start: 'newest-marker', coalesce });
+ * for await (const batch of viewer.batches()) recorder.append(batch); // copies them before the next step
+ * ```
+ */
+export interface BroadcastCoalesceOptions {
+  /**
+   * Wake the reader once this many bytes are pending. Whatever the value,
+   * the reader is woken before the next chunk (up to the broadcast's
+   * `maxChunk`) could push it over its budget.
+   * @default Infinity (only the time, the budget and events wake it)
+   */
+  minBytes?: number;
+  /**
+   * Wake the reader at the latest this many milliseconds after the first
+   * byte it has not been handed arrived (timers fire late under load;
+   * `Infinity` waits for `minBytes`, the budget or an event). `0` turns
+   * coalescing off.
+   * @default 5
+   */
+  maxWaitMs?: number;
+}
+
+/**
  * One chunk as the producer wrote it, never split or merged.
  *
  * `bytes` is a zero-copy view of ring memory and is always one contiguous
- * segment, so `bytes.asUint8Array()` never throws. The chunk is *in use*
+ * segment, so `bytes.asUint8Array()` never throws. Every consumer is
+ * handed the same object for a chunk: treat it as read-only. The chunk is *in use*
  * from the moment it is handed out until the consumer releases it (the
  * iterator does so when asked for the next chunk): until then its bytes are
  * never overwritten. After that the producer may reuse the memory; the view
@@ -250,15 +301,26 @@ export interface BroadcastPipeOptions {
 export interface BroadcastHost {
   readonly name: string;
   readonly capacity: number;
+  readonly maxChunk: number;
   readonly ring: ByteRing<number>;
   readonly chunks: ChunkIndex;
+  /** At most the lowest `trigger` of any link: a write that does not pass it visits none. */
+  readonly schedule: { minTrigger: number };
   /** Data bytes written so far: the stream offset of the next chunk. */
   bytesIn(): number;
   ended(): boolean;
-  join(consumer: BroadcastConsumer, hooks: ConsumerHooks): void;
+  join(consumer: BroadcastConsumer, hooks: ConsumerHooks): ConsumerLink;
   /** A block consumer released bytes: the producer may be able to continue. */
   released(consumer: BroadcastConsumer): void;
   leave(consumer: BroadcastConsumer, error: BackpressureError | undefined): void;
+  /** The link's trigger dropped while `write()` runs: hand it the chunk being written too. */
+  touch(link: ConsumerLink): void;
+  /**
+   * A coalescing reader with a time limit parked: from the next write on,
+   * the broadcast's one timer calls `link.hooks.expire()` until it says the
+   * reader no longer waits.
+   */
+  park(link: ConsumerLink): void;
 }
 
 /** @internal What the broadcast calls on each consumer; closures over the consumer's private state. */
@@ -268,12 +330,54 @@ export interface ConsumerHooks {
   free(): number;
   /** Applies the policy to a chunk about to be written; may disconnect the consumer. */
   prepare(incoming: ChunkRecord, reclaimFrom: number): void;
-  /** The chunk is in the ring: hand it to a waiting reader. */
+  /**
+   * Applies a deferred policy to the chunks written since it was last applied
+   * (see `ConsumerLink`); the broadcast calls it on every consumer every few
+   * hundred writes so it can forget old chunk records.
+   */
+  catchUp(): void;
+  /** The chunk is in the ring: wake a waiting reader if it is time. */
   written(): void;
+  /**
+   * The broadcast's coalescing timer fired at `now`: hands a waiting reader
+   * what is pending if it is due. Returns when it will be due (`NaN`: when
+   * something arrives), or `undefined` once no reader waits.
+   */
+  expire(now: number): number | undefined;
   ended(): void;
   aborted(reason: unknown): void;
-  buffered(): number;
+  /** A `'block'` consumer at its budget: the producer must wait. */
   full(): boolean;
+}
+
+/**
+ * @internal The broadcast's record of one consumer. `write()` calls into a
+ * consumer only when the ring's write offset after the write passes its
+ * `trigger`: the first offset at which its policy might have to act, a chunk
+ * it holds might be lapped, or a waiting reader is due to be woken. It keeps
+ * a lower bound of every trigger (`BroadcastHost.schedule`): a write that
+ * does not pass it (most writes) does no work per consumer at all; one that
+ * does compares each consumer's trigger once.
+ *
+ * A `'drop-oldest'` consumer that nobody waits on and nobody listens to
+ * (no reader parked, no `'drop'` listener) defers its policy instead: what
+ * it would have dropped write by write is worked out from the chunk records
+ * when anything can observe it (a read, a release, its metrics, leaving, the
+ * broadcast's periodic catch-up), with exactly the same outcome, so a
+ * consumer that lags at its budget costs nothing per write.
+ */
+export interface ConsumerLink {
+  readonly consumer: BroadcastConsumer;
+  readonly hooks: ConsumerHooks;
+  /** Ring offset; `-Infinity`: visit on every write; `Infinity`: never (left). */
+  trigger: number;
+  /** In this write's list of consumers to call `written()` on. */
+  touched: boolean;
+  /** In the broadcast's list of parked coalescing readers the timer serves (left lazily). */
+  parked: boolean;
+  /** Coalescing: the consumer's `maxWaitMs`; `Infinity` without a time limit. */
+  readonly waitMs: number;
+  gone: boolean;
 }
 
 /** @internal Options after {@link Broadcast.subscribe} validated them. */
@@ -283,33 +387,55 @@ export interface ResolvedConsumerOptions {
   budget: number;
   start: BroadcastStart;
   maxSkip: number;
+  coalesce: Readonly<Required<BroadcastCoalesceOptions>> | undefined;
   signal: AbortSignal | undefined;
 }
 
+type Settle = (value: IteratorResult<BroadcastChunk | BroadcastChunk[]> | Waiter) => void;
+
+/**
+ * A parked `read()` or `readBatch()`: plain data, so parking creates no
+ * closure but the promise's. A batch waiter is also a thenable: it is woken
+ * by resolving its promise with itself, so the batch is taken when the
+ * reader actually runs (`then`, a microtask later), not when it is woken:
+ * chunks written meanwhile join it, and chunks it has not yet been handed
+ * stay under the policy instead of counting as in use.
+ */
 interface Waiter {
-  resolve(value: IteratorResult<BroadcastChunk>): void;
-  reject(error: unknown): void;
-  cleanup(): void;
+  /** A `readBatch()` (everything pending) rather than a `read()` (one chunk). */
+  batch: boolean;
+  /** Resolves with a chunk or, for a batch, an array of them (or the waiter, to take it later). */
+  resolve: Settle;
+  reject: (error: unknown) => void;
+  signal: AbortSignal | undefined;
+  onAbort: (() => void) | undefined;
+  then: ((this: Waiter, resolve: Settle, reject: (error: unknown) => void) => void) | undefined;
+}
+
+/** Detaches a waiter from its signal once it is settled. */
+function unhook(waiter: Waiter): void {
+  if (waiter.onAbort !== undefined) waiter.signal?.removeEventListener('abort', waiter.onAbort);
 }
 
 type Phase = 'open' | 'ended' | 'closed' | 'failed';
 
-const DONE: IteratorResult<BroadcastChunk> = { value: undefined, done: true };
+const DONE: IteratorResult<never> = { value: undefined, done: true };
 
 /**
  * One reader of a {@link Broadcast}, with its own cursor, byte budget and
  * {@link SlowConsumerPolicy}. Iterate it (`for await`) to receive whole
- * chunks as written, as zero-copy views of the broadcast's ring.
+ * chunks as written, as zero-copy views of the broadcast's ring, or iterate
+ * {@link BroadcastConsumer.batches} to receive everything pending at once.
  *
  * **In use until next.** A chunk handed out is in use until the consumer
- * releases it: the iterator releases the previous chunk when asked for the
- * next one (or when the loop ends); {@link BroadcastConsumer.read} hands
- * chunks out without releasing and {@link BroadcastConsumer.release} releases
- * explicitly. In-use bytes count against the budget and are never
- * overwritten: a `'block'` consumer holds the producer back, and a
- * non-blocking consumer whose in-use chunk the producer would have to
- * overwrite is disconnected with reason `'lapped'` first ('disconnect' fires
- * synchronously, before the overwrite).
+ * releases it: the iterators release what they handed out when asked for
+ * more (or when the loop ends); {@link BroadcastConsumer.read} and
+ * {@link BroadcastConsumer.readBatch} hand chunks out without releasing and
+ * {@link BroadcastConsumer.release} releases explicitly. In-use bytes count
+ * against the budget and are never overwritten: a `'block'` consumer holds
+ * the producer back, and a non-blocking consumer whose in-use chunk the
+ * producer would have to overwrite is disconnected with reason `'lapped'`
+ * first ('disconnect' fires synchronously, before the overwrite).
  *
  * @example
  * ```ts
@@ -362,19 +488,45 @@ export class BroadcastConsumer
    * ```
    */
   readonly maxSkip: number;
+  /**
+   * Its wake-up coalescing with defaults filled in, or `undefined` when a
+   * waiting reader is woken by every chunk.
+   *
+   * @example
+   * ```ts
+   * consumer.coalesce; // { minBytes: Infinity, maxWaitMs: 5 } for subscribe({ …, coalesce: {} })
+   * ```
+   */
+  readonly coalesce: Readonly<Required<BroadcastCoalesceOptions>> | undefined;
   readonly #host: BroadcastHost;
-  readonly #reader: RingReader<number>;
+  /** Block consumers only: the ring reader whose hold keeps the writer off our bytes. */
+  readonly #reader: RingReader<number> | undefined;
+  readonly #link: ConsumerLink;
   /** Sequence number of the next chunk to hand out; past the end while skipping the chunk being written. */
   #next: number;
+  /** The policy has been applied to every chunk before this one (see {@link ConsumerLink}). */
+  #settled: number;
   /** Waiting for a marked chunk: after joining at `'newest-marker'`, or after a skip found none in reach. */
   #awaiting: 'join' | 'skip' | undefined;
   #skipped = 0;
-  #held: ChunkRecord[] = [];
+  /** Chunks handed out and not released, as `[from, to)` sequence ranges, flattened, oldest first. */
+  #held: number[] = [];
   #heldBytes = 0;
   #phase: Phase = 'open';
   #error: BackpressureError | undefined;
   #waiters: Waiter[] = [];
+  /** Set by the policy inside `prepare`: wake a waiting reader after this write, coalescing or not. */
+  #wakeNow = false;
   #peak = 0;
+  /**
+   * While open, `bytesIn` is the broadcast's `bytesIn()` less `#inBase` (and
+   * `chunksIn` its chunk count less `#chunkBase`): the consumer counts every
+   * chunk written since it joined but those it ignored waiting to join at a
+   * marker, so counting costs nothing per write. Frozen into `#bytesIn` /
+   * `#chunksIn` when it leaves.
+   */
+  #inBase = 0;
+  #chunkBase = 0;
   #bytesIn = 0;
   #chunksIn = 0;
   #bytesOut = 0;
@@ -384,6 +536,8 @@ export class BroadcastConsumer
   #skips = 0;
   readonly #stall = new StallClock();
   #detach: (() => void) | undefined;
+  /** The `then` of this consumer's batch waiters (one function for all of them). */
+  readonly #takeLater: NonNullable<Waiter['then']>;
 
   /** @internal Use {@link Broadcast.subscribe}. */
   constructor(host: BroadcastHost, options: ResolvedConsumerOptions) {
@@ -393,13 +547,15 @@ export class BroadcastConsumer
     this.policy = options.policy;
     this.budget = options.budget;
     this.maxSkip = options.maxSkip;
+    this.coalesce = options.coalesce;
     const { chunks, ring } = host;
     const end = chunks.end;
     let next = end;
     if (options.start === 'oldest') {
-      next = chunks.first;
+      const oldest = chunks.firstFrom(ring.oldestOffset);
+      next = oldest;
       while (next < end && !this.#fits(next)) next++;
-      if (next > chunks.first && this.policy === 'skip-to-marker') {
+      if (next > oldest && this.policy === 'skip-to-marker') {
         // Moved forward mid-stream: start at a marker, as a skip would.
         const marker = ring.newestMarker();
         if (marker !== undefined && marker.value >= next) next = marker.value;
@@ -412,25 +568,34 @@ export class BroadcastConsumer
     }
     if (this.#awaiting !== undefined) next = end;
     this.#next = next;
-    if (next < end) {
-      this.#bytesIn = host.bytesIn() - chunks.get(next).pos;
-      this.#chunksIn = end - next;
-      this.#peak = this.#bytesIn;
-    }
-    this.#reader = ring.reader({
-      start: next < end ? chunks.get(next).at : 'newest',
-      blocking: this.policy === 'block',
-    });
-    host.join(this, {
-      blocking: this.policy === 'block',
+    this.#settled = end;
+    this.#inBase = next < end ? chunks.get(next).pos : host.bytesIn();
+    this.#chunkBase = next;
+    this.#peak = host.bytesIn() - this.#inBase;
+    const blocking = this.policy === 'block';
+    const consumer = this;
+    this.#takeLater = function (this: Waiter, resolve, reject) {
+      consumer.#runBatch(this, resolve, reject);
+    };
+    this.#reader = blocking
+      ? ring.reader({ start: next < end ? chunks.get(next).at : 'newest', blocking: true })
+      : undefined;
+    this.#link = host.join(this, {
+      blocking,
       free: () =>
-        (this.#reader.heldFrom ?? Number.POSITIVE_INFINITY) + ring.capacity - ring.writeOffset,
+        (this.#reader?.heldFrom ?? Number.POSITIVE_INFINITY) + ring.capacity - ring.writeOffset,
       prepare: (incoming, reclaimFrom) => this.#prepare(incoming, reclaimFrom),
+      catchUp: () => this.#catchUp(),
       written: () => this.#written(),
+      expire: (at) => this.#expire(at),
       ended: () => {
         // Nothing holds a producer that has finished.
         this.#stall.stop();
-        if (this.#waiters.length > 0 && this.#phase === 'open') this.#leave('ended', undefined);
+        if (this.#waiters.length > 0 && this.#phase === 'open') {
+          // Coalescing may have kept chunks back from a waiting reader: hand them over first.
+          this.#deliver();
+          if (this.#waiters.length > 0) this.#leave('ended', undefined);
+        }
       },
       aborted: (reason) =>
         this.#leave(
@@ -439,10 +604,9 @@ export class BroadcastConsumer
             cause: reason,
           }),
         ),
-      buffered: () => this.#buffered(),
-      full: () =>
-        this.#phase === 'open' && this.policy === 'block' && this.#buffered() >= this.budget,
+      full: () => this.#phase === 'open' && blocking && this.#buffered() >= this.budget,
     });
+    this.#retrigger();
     const signal = options.signal;
     if (signal !== undefined) {
       const onAbort = () =>
@@ -454,6 +618,31 @@ export class BroadcastConsumer
         this.#detach = () => signal.removeEventListener('abort', onAbort);
       }
     }
+  }
+
+  /**
+   * Calls `listener` on every `event`; returns a function that unsubscribes.
+   * While a `'drop-oldest'` consumer has a `'drop'` listener its policy is
+   * applied write by write, so each event comes from the write that caused
+   * it (without one, drops are worked out when they can be observed; see
+   * {@link BroadcastConsumerMetrics}).
+   *
+   * @example
+   * ```ts
+   * const off = consumer.on('drop', (bytes, chunks) => log.warn({ bytes, chunks }, 'viewer too slow'));
+   * ```
+   */
+  override on<K extends keyof BroadcastConsumerEvents>(
+    event: K,
+    listener: Listener<BroadcastConsumerEvents[K]>,
+  ): () => void {
+    if (event === 'drop' && this.#phase === 'open') {
+      this.#catchUp();
+      const off = super.on(event, listener);
+      this.#retrigger();
+      return off;
+    }
+    return super.on(event, listener);
   }
 
   /**
@@ -491,15 +680,18 @@ export class BroadcastConsumer
    * ```
    */
   get metrics(): BroadcastConsumerMetrics {
+    this.#catchUp();
+    this.#notePeak();
     const lag = this.#pending();
+    const open = this.#phase === 'open';
     return {
       name: this.name,
       capacity: this.budget,
       bufferedBytes: lag + this.#heldBytes,
       peakBufferedBytes: this.#peak,
-      bytesIn: this.#bytesIn,
+      bytesIn: open ? this.#host.bytesIn() - this.#inBase : this.#bytesIn,
       bytesOut: this.#bytesOut,
-      chunksIn: this.#chunksIn,
+      chunksIn: open ? this.#host.chunks.end - this.#chunkBase : this.#chunksIn,
       chunksOut: this.#chunksOut,
       bytesDropped: this.#bytesDropped,
       stalledMs: this.#stall.totalMs,
@@ -528,33 +720,82 @@ export class BroadcastConsumer
   read(options: WaitOptions = {}): Promise<IteratorResult<BroadcastChunk>> {
     if (this.#phase === 'failed') return Promise.reject(this.#error);
     if (this.#phase !== 'open') return Promise.resolve(DONE);
+    this.#catchUp();
     const chunk = this.#take();
-    if (chunk !== undefined) return Promise.resolve({ value: chunk, done: false });
-    if (this.#host.ended()) {
-      this.#leave('ended', undefined);
-      return Promise.resolve(DONE);
+    if (chunk !== undefined) {
+      this.#retrigger();
+      return Promise.resolve({ value: chunk, done: false });
     }
-    const signal = options.signal;
-    if (signal?.aborted) return Promise.reject(abortError(`read from ${this.name}`, signal));
-    return new Promise((resolve, reject) => {
-      let onAbort: (() => void) | undefined;
-      const waiter: Waiter = {
-        resolve,
-        reject,
-        cleanup: () => {
-          if (onAbort !== undefined) signal?.removeEventListener('abort', onAbort);
-        },
-      };
-      if (signal !== undefined) {
-        onAbort = () => {
-          const i = this.#waiters.indexOf(waiter);
-          if (i !== -1) this.#waiters.splice(i, 1);
-          reject(abortError(`read from ${this.name}`, signal));
-        };
-        signal.addEventListener('abort', onAbort, { once: true });
-      }
-      this.#waiters.push(waiter);
-    });
+    return this.#wait(false, options.signal);
+  }
+
+  /**
+   * Every chunk pending for the consumer, in order, as one array of the same
+   * zero-copy chunks `read()` hands out (the array is the only allocation):
+   * waits only when nothing is pending, and then, with `coalesce`, until
+   * enough is (see {@link BroadcastConsumerOptions.coalesce}), so a reader
+   * wakes once per batch instead of once per chunk. Like `read()` it does
+   * not release what was handed out before, and the chunks count against
+   * the budget until released; `{ done: true }` once the producer ended and
+   * everything was read, or after `close()`; rejects with
+   * {@link DisconnectedError} or {@link AbortedError} once the consumer was
+   * cut off. The signal stops only this wait.
+   *
+   * @example
+   * ```ts
+   * const viewer = live.subscribe({ policy: 'drop-oldest', coalesce: { maxWaitMs: 5 } });
+   * for (;;) {
+   *   const { value: batch, done } = await viewer.readBatch();
+   *   if (done) break;
+   *   socket.cork();
+   *   // Each chunk stays in use until the socket is done with its memory.
+   *   for (const chunk of batch) socket.write(chunk.bytes.asUint8Array(), () => viewer.release(chunk));
+   *   socket.uncork();
+   *   if (socket.writableNeedDrain) await once(socket, 'drain');
+   * }
+   * ```
+   */
+  readBatch(options: WaitOptions = {}): Promise<IteratorResult<BroadcastChunk[]>> {
+    if (this.#phase === 'failed') return Promise.reject(this.#error);
+    if (this.#phase !== 'open') return Promise.resolve(DONE);
+    this.#catchUp();
+    const batch = this.#takeAll();
+    if (batch !== undefined) {
+      this.#retrigger();
+      return Promise.resolve({ value: batch, done: false });
+    }
+    return this.#wait(true, options.signal);
+  }
+
+  /**
+   * Iterates the chunks in batches (see {@link BroadcastConsumer.readBatch}):
+   * one array of everything pending per step. A batch stays in use until the
+   * next step asks for another; leaving the loop closes the consumer.
+   *
+   * @example
+   * ```ts
+   * const viewer = live.subscribe({ policy: 'skip-to-marker', start: 'newest-marker', coalesce: { maxWaitMs: 5 } });
+   * let bytes = 0;
+   * for await (const batch of viewer.batches()) {
+   *   // In use until the next step: done with the bytes (here, hashing them) before it.
+   *   for (const chunk of batch) hash.update(chunk.bytes.asUint8Array());
+   *   bytes += batch.length;
+   * }
+   * ```
+   */
+  batches(options: WaitOptions = {}): AsyncIterableIterator<BroadcastChunk[]> {
+    const iterator: AsyncIterableIterator<BroadcastChunk[]> = {
+      next: () => {
+        this.release();
+        return this.readBatch(options);
+      },
+      return: async (value?: unknown) => {
+        this.close();
+        return { value: value as BroadcastChunk[], done: true };
+      },
+      [Symbol.asyncIterator]: () => iterator,
+    };
+    return iterator;
   }
 
   /**
@@ -569,14 +810,32 @@ export class BroadcastConsumer
    * ```
    */
   release(chunk?: BroadcastChunk): void {
-    if (this.#phase !== 'open' || this.#held.length === 0) return;
+    const held = this.#held;
+    if (this.#phase !== 'open' || held.length === 0) return;
+    // The policy so far applies with what was in use so far.
+    this.#catchUp();
+    this.#notePeak();
     const last = chunk === undefined ? Number.POSITIVE_INFINITY : chunk.sequence;
     let freed = 0;
-    while (this.#held.length > 0 && (this.#held[0] as ChunkRecord).seq <= last) {
-      freed += (this.#held.shift() as ChunkRecord).length;
+    let i = 0;
+    for (; i < held.length; i += 2) {
+      const from = held[i] as number;
+      const to = held[i + 1] as number;
+      if (to - 1 <= last) {
+        freed += this.#span(from, to);
+        continue;
+      }
+      if (from <= last) {
+        freed += this.#span(from, last + 1);
+        held[i] = last + 1;
+      }
+      break;
     }
+    if (i >= held.length) this.#held = [];
+    else if (i > 0) held.splice(0, i);
     if (freed === 0) return;
     this.#heldBytes -= freed;
+    // Its trigger can only have risen: left as it is, it errs early (see #retrigger).
     if (this.policy !== 'block') return;
     this.#syncHold();
     if (this.#buffered() < this.budget) this.#stall.stop();
@@ -609,6 +868,7 @@ export class BroadcastConsumer
    */
   disconnect(cause?: unknown): void {
     if (this.#phase !== 'open') return;
+    this.#catchUp();
     this.#leave(
       'failed',
       new DisconnectedError(this.name, 'removed', this.#buffered(), this.budget, { cause }),
@@ -731,6 +991,73 @@ export class BroadcastConsumer
     return this.#host.bytesIn() - this.#host.chunks.get(seq).pos <= this.budget;
   }
 
+  /** Parks a `read()` (one chunk) or `readBatch()` (everything) until a write hands it something. */
+  #wait<T>(batch: boolean, signal: AbortSignal | undefined): Promise<IteratorResult<T>> {
+    if (this.#host.ended()) {
+      this.#leave('ended', undefined);
+      return Promise.resolve(DONE);
+    }
+    const what = `read from ${this.name}`;
+    if (signal?.aborted) return Promise.reject(abortError(what, signal));
+    return new Promise<IteratorResult<T>>((resolve, reject) => {
+      const waiter: Waiter = {
+        batch,
+        resolve: resolve as Settle,
+        reject,
+        signal,
+        onAbort: undefined,
+        // biome-ignore lint/suspicious/noThenProperty: a woken batch waiter is deliberately a thenable (see Waiter).
+        then: batch ? this.#takeLater : undefined,
+      };
+      if (signal !== undefined) {
+        const onAbort = () => {
+          const i = this.#waiters.indexOf(waiter);
+          if (i !== -1) this.#waiters.splice(i, 1);
+          if (this.#waiters.length === 0) this.#retrigger();
+          // Too late (does nothing) once a batch waiter was woken: it takes its batch.
+          waiter.reject(abortError(what, signal));
+        };
+        waiter.onAbort = onAbort;
+        signal.addEventListener('abort', onAbort, { once: true });
+      }
+      this.#park(waiter);
+    });
+  }
+
+  #park(waiter: Waiter): void {
+    const waiters = this.#waiters;
+    waiters.push(waiter);
+    if (waiters.length > 1) return;
+    this.#retrigger();
+    this.#host.touch(this.#link);
+    if (this.#link.waitMs < Number.POSITIVE_INFINITY) this.#host.park(this.#link);
+  }
+
+  /** A woken batch waiter's reader runs: it takes everything pending now. */
+  #runBatch(waiter: Waiter, resolve: Settle, reject: (error: unknown) => void): void {
+    if (this.#phase === 'open') {
+      this.#catchUp();
+      const batch = this.#takeAll();
+      if (batch !== undefined) {
+        unhook(waiter);
+        this.#retrigger();
+        resolve({ value: batch, done: false });
+        return;
+      }
+      if (!this.#host.ended()) {
+        // The policy dropped or skipped everything before the reader ran: wait again.
+        waiter.resolve = resolve;
+        waiter.reject = reject;
+        this.#park(waiter);
+        return;
+      }
+      this.#leave('ended', undefined);
+    }
+    unhook(waiter);
+    if (this.#phase === 'failed') reject(this.#error);
+    else resolve(DONE);
+  }
+
   /** Bytes written that this consumer has not been handed yet. */
   #pending(): number {
     if (this.#phase !== 'open') return 0;
@@ -742,15 +1069,92 @@ export class BroadcastConsumer
     return this.#heldBytes + this.#pending();
   }
 
+  #notePeak(): void {
+    const buffered = this.#buffered();
+    if (buffered > this.#peak) this.#peak = buffered;
+  }
+
+  /** Data bytes of chunks `[from, to)`, all still in the index (or `to` its end). */
+  #span(from: number, to: number): number {
+    const chunks = this.#host.chunks;
+    const end = to < chunks.end ? chunks.get(to).pos : this.#host.bytesIn();
+    return end - chunks.get(from).pos;
+  }
+
   /** Ring offset of the oldest byte this consumer still needs. */
   #pinnedAt(): number {
-    if (this.#held.length > 0) return (this.#held[0] as ChunkRecord).at;
     const chunks = this.#host.chunks;
+    if (this.#held.length > 0) return chunks.get(this.#held[0] as number).at;
     return this.#next < chunks.end ? chunks.get(this.#next).at : Number.POSITIVE_INFINITY;
+  }
+
+  /**
+   * The pending bytes at which a waiting coalescing reader is woken:
+   * `minBytes`, or less when the next chunk of up to `maxChunk` could
+   * otherwise push it over its budget (so coalescing never costs bytes).
+   */
+  #threshold(minBytes: number): number {
+    const room = this.budget - this.#heldBytes - this.#host.maxChunk + 1;
+    return Math.max(1, Math.min(minBytes, room));
+  }
+
+  /**
+   * Sets the ring offset past which the next write must call into this
+   * consumer (see {@link ConsumerLink}); anything earlier than necessary is
+   * safe, only later is not. Ring offsets run ahead of stream offsets by
+   * the padding at the ring's end, so distances in ring offsets are never
+   * smaller than the bytes they hold and every trigger errs early.
+   *
+   * It must be called whenever the trigger may fall: a reader parks, a
+   * `'drop'` listener is added, chunks are taken (a chunk in use can be
+   * lapped), or the policy acted (inside a write, which always calls it
+   * afterwards). Releasing chunks only raises it, so `release()` leaves it
+   * as it is.
+   */
+  #retrigger(): void {
+    const link = this.#link;
+    if (this.#phase !== 'open') {
+      link.trigger = Number.POSITIVE_INFINITY;
+      return;
+    }
+    const { chunks, ring } = this.#host;
+    const pending = this.#next < chunks.end;
+    const waiting = this.#waiters.length > 0;
+    const coalesce = this.coalesce;
+    const schedule = this.#host.schedule;
+    if (
+      this.policy === 'block' ||
+      this.#awaiting !== undefined ||
+      // A reader waiting for data, woken by the next chunk.
+      (waiting && coalesce === undefined)
+    ) {
+      link.trigger = Number.NEGATIVE_INFINITY;
+      schedule.minTrigger = Number.NEGATIVE_INFINITY;
+      return;
+    }
+    const nextAt = pending ? chunks.get(this.#next).at : ring.writeOffset;
+    // The policy acts once what it keeps would exceed the budget; a deferred one
+    // (see ConsumerLink) waits for a reader, a listener or the catch-up pass.
+    let trigger =
+      this.policy === 'drop-oldest' && !waiting && this.listenerCount('drop') === 0
+        ? Number.POSITIVE_INFINITY
+        : nextAt + this.budget - this.#heldBytes;
+    // A chunk in use is lapped once the writer passes it by a whole ring.
+    const held = this.#held;
+    if (held.length > 0) {
+      trigger = Math.min(trigger, chunks.get(held[0] as number).at + this.#host.capacity);
+    }
+    if (waiting && coalesce !== undefined) {
+      trigger = Math.min(trigger, nextAt + this.#threshold(coalesce.minBytes) - 1);
+    }
+    link.trigger = trigger;
+    if (trigger < schedule.minTrigger) schedule.minTrigger = trigger;
   }
 
   #prepare(incoming: ChunkRecord, reclaimFrom: number): void {
     if (this.#phase !== 'open') return;
+    this.#catchUp();
+    this.#notePeak();
     const n = incoming.length;
     // What happens to the incoming chunk is counted last, once the consumer is sure to stay.
     let fate: 'offered' | 'skipped' | 'ignored' = 'offered';
@@ -759,6 +1163,8 @@ export class BroadcastConsumer
       if (incoming.marker) {
         this.#awaiting = undefined;
         this.#skipped = 0;
+        // Resuming (or starting) at a marker: worth a wake-up of its own.
+        this.#wakeNow = true;
       } else {
         this.#next = incoming.seq + 1;
         fate = this.#awaiting === 'skip' ? 'skipped' : 'ignored';
@@ -792,6 +1198,7 @@ export class BroadcastConsumer
         if (skip.waiting) fate = 'skipped';
         event = ['skip', skip.bytes, skip.chunks];
       }
+      this.#wakeNow = true;
     }
     if (this.policy !== 'block' && this.#pinnedAt() < reclaimFrom) {
       // Checked before the write: the chunks it holds must never change under it.
@@ -799,12 +1206,54 @@ export class BroadcastConsumer
       this.#leave('failed', new DisconnectedError(this.name, 'lapped', lag, this.#host.capacity));
       return;
     }
-    if (fate !== 'ignored') {
-      this.#bytesIn += n;
-      this.#chunksIn++;
+    if (fate === 'ignored') {
+      // Not part of its stream: take it out of the count the broadcast's totals give.
+      this.#inBase += n;
+      this.#chunkBase++;
     }
     if (fate === 'skipped') this.#dropped(n, 1);
+    this.#settled = incoming.seq + 1;
     if (event !== undefined) this.emit(event[0], event[1], event[2]);
+  }
+
+  /**
+   * A deferred `'drop-oldest'` policy (see {@link ConsumerLink}): replays the
+   * writes since it was last applied, dropping what each would have dropped
+   * and noting the peak each would have left, so the outcome is exactly
+   * that of applying it write by write. Cheap when nothing needs dropping.
+   */
+  #catchUp(): void {
+    const chunks = this.#host.chunks;
+    const end = chunks.end;
+    const from = this.#settled;
+    if (from >= end) return;
+    this.#settled = end;
+    let next = this.#next;
+    if (this.policy !== 'drop-oldest' || this.#phase !== 'open' || next >= end) return;
+    if (this.#awaiting !== undefined) return;
+    const held = this.#heldBytes;
+    const room = this.budget - held;
+    // Within budget now, so within it after every write since: nothing was due.
+    if (this.#host.bytesIn() - chunks.get(next).pos <= room) return;
+    const first = next;
+    let bytes = 0;
+    let peak = held + chunks.get(from).pos - chunks.get(next).pos;
+    for (let seq = from; seq < end; seq++) {
+      const record = chunks.get(seq);
+      const after = record.pos + record.length;
+      // What write `seq` did: drop from the front (never the chunk written) until it fits.
+      while (next < seq && after - chunks.get(next).pos > room) {
+        bytes += chunks.get(next).length;
+        next++;
+      }
+      const buffered = held + after - chunks.get(next).pos;
+      if (buffered > peak) peak = buffered;
+    }
+    if (peak > this.#peak) this.#peak = peak;
+    if (next === first) return;
+    this.#next = next;
+    this.#dropped(bytes, next - first);
+    this.emit('drop', bytes, next - first);
   }
 
   /**
@@ -862,33 +1311,89 @@ export class BroadcastConsumer
 
   #written(): void {
     if (this.#phase !== 'open') return;
-    while (this.#waiters.length > 0) {
-      const chunk = this.#take();
-      if (chunk === undefined) break;
-      const waiter = this.#waiters.shift() as Waiter;
-      waiter.cleanup();
-      waiter.resolve({ value: chunk, done: false });
+    if (this.#waiters.length > 0) {
+      const coalesce = this.coalesce;
+      if (
+        coalesce === undefined ||
+        this.#wakeNow ||
+        this.#pending() >= this.#threshold(coalesce.minBytes)
+      ) {
+        this.#deliver();
+      }
     }
-    const buffered = this.#buffered();
-    if (buffered > this.#peak) this.#peak = buffered;
-    if (this.policy !== 'block') return;
-    if (this.#held.length === 0) this.#syncHold();
-    if (buffered >= this.budget) this.#stall.start();
+    this.#wakeNow = false;
+    if (this.policy === 'block') {
+      if (this.#held.length === 0) this.#syncHold();
+      if (this.#buffered() >= this.budget) this.#stall.start();
+    }
+    this.#retrigger();
+  }
+
+  #expire(at: number): number | undefined {
+    if (this.#phase !== 'open' || this.#waiters.length === 0) return undefined;
+    this.#catchUp();
+    const chunks = this.#host.chunks;
+    if (this.#awaiting !== undefined || this.#next >= chunks.end) return Number.NaN;
+    const due = chunks.get(this.#next).time + this.#link.waitMs;
+    if (due > at) return due;
+    this.#deliver();
+    this.#retrigger();
+    return this.#waiters.length > 0 ? Number.NaN : undefined;
+  }
+
+  /** Hands waiting readers what is pending: one chunk per `read()`, everything to a `readBatch()`. */
+  #deliver(): void {
+    const waiters = this.#waiters;
+    const chunks = this.#host.chunks;
+    while (waiters.length > 0) {
+      const waiter = waiters[0] as Waiter;
+      if (waiter.batch) {
+        if (this.#awaiting !== undefined || this.#next >= chunks.end) break;
+        waiters.shift();
+        // Taken when the reader runs (see Waiter); waiters behind it wait for the next write.
+        waiter.resolve(waiter);
+        break;
+      }
+      const value = this.#take();
+      if (value === undefined) break;
+      waiters.shift();
+      unhook(waiter);
+      waiter.resolve({ value, done: false });
+    }
   }
 
   #take(): BroadcastChunk | undefined {
     const chunks = this.#host.chunks;
-    if (this.#awaiting !== undefined || this.#next >= chunks.end) return undefined;
-    const record = chunks.get(this.#next);
-    const reader = this.#reader;
-    if (reader.offset !== record.at) reader.seek(record.at);
-    const bytes = reader.read(record.length);
-    this.#held.push(record);
-    this.#heldBytes += record.length;
-    this.#next++;
-    this.#bytesOut += record.length;
+    const seq = this.#next;
+    if (this.#awaiting !== undefined || seq >= chunks.end) return undefined;
+    const length = chunks.get(seq).length;
+    this.#hold(seq, seq + 1, length);
+    this.#next = seq + 1;
+    this.#bytesOut += length;
     this.#chunksOut++;
-    return { bytes, marker: record.marker, offset: record.pos, sequence: record.seq };
+    return chunks.view(seq);
+  }
+
+  #takeAll(): BroadcastChunk[] | undefined {
+    const chunks = this.#host.chunks;
+    const from = this.#next;
+    const to = chunks.end;
+    if (this.#awaiting !== undefined || from >= to) return undefined;
+    const bytes = this.#host.bytesIn() - chunks.get(from).pos;
+    this.#hold(from, to, bytes);
+    this.#next = to;
+    this.#bytesOut += bytes;
+    this.#chunksOut += to - from;
+    return chunks.views(from, to);
+  }
+
+  /** Records chunks `[from, to)` of `bytes` bytes as handed out. */
+  #hold(from: number, to: number, bytes: number): void {
+    const held = this.#held;
+    const last = held.length - 1;
+    if (last > 0 && held[last] === from) held[last] = to;
+    else held.push(from, to);
+    this.#heldBytes += bytes;
   }
 
   /**
@@ -897,9 +1402,10 @@ export class BroadcastConsumer
    */
   #syncHold(): void {
     const reader = this.#reader;
+    if (reader === undefined) return;
     const chunks = this.#host.chunks;
     let target: number;
-    if (this.#held.length > 0) target = (this.#held[0] as ChunkRecord).at;
+    if (this.#held.length > 0) target = chunks.get(this.#held[0] as number).at;
     else if (this.#next < chunks.end) target = chunks.get(this.#next).at;
     else target = this.#host.ring.writeOffset;
     if (target > reader.offset) reader.seek(target);
@@ -908,18 +1414,23 @@ export class BroadcastConsumer
 
   #leave(phase: Exclude<Phase, 'open'>, error: BackpressureError | undefined): void {
     if (this.#phase !== 'open') return;
+    this.#catchUp();
+    this.#notePeak();
     const pending = this.#pending();
     if (pending > 0) this.#dropped(pending, this.#host.chunks.end - this.#next);
+    this.#bytesIn = this.#host.bytesIn() - this.#inBase;
+    this.#chunksIn = this.#host.chunks.end - this.#chunkBase;
     this.#phase = phase;
     this.#error = error;
     this.#held = [];
     this.#heldBytes = 0;
-    this.#reader.close();
+    this.#reader?.close();
+    this.#link.trigger = Number.POSITIVE_INFINITY;
     this.#stall.stop();
     this.#detach?.();
     this.#detach = undefined;
     for (const waiter of this.#waiters.splice(0)) {
-      waiter.cleanup();
+      unhook(waiter);
       if (error !== undefined) waiter.reject(error);
       else waiter.resolve(DONE);
     }

@@ -1,7 +1,9 @@
+import type { BroadcastChunk } from './fan-out-consumer';
+
 /**
  * @internal Where one written chunk lives: its ring offset (`at`), its stream
- * offset (`pos`: data bytes written before it, padding excluded), its length
- * and whether the producer marked it.
+ * offset (`pos`: data bytes written before it, padding excluded), its length,
+ * whether the producer marked it and when it was written.
  */
 export interface ChunkRecord {
   readonly seq: number;
@@ -9,23 +11,41 @@ export interface ChunkRecord {
   readonly pos: number;
   readonly length: number;
   readonly marker: boolean;
+  /**
+   * When it was written (`performance.now()`), if a coalescing reader was
+   * waiting then (only they need it), else 0.
+   */
+  time: number;
 }
 
 /**
  * @internal The chunk boundaries of a {@link Broadcast}'s ring, by sequence
- * number. The ring only knows bytes; this side index is what lets consumers
+ * number, and the one {@link BroadcastChunk} every consumer is handed for
+ * each. The ring only knows bytes; this side index is what lets consumers
  * receive whole chunks exactly as written, and drop or skip whole chunks.
- * Records the writer has lapped are pruned, so it holds at most one record
- * per chunk still in the ring.
+ * Records are pruned once the writer has lapped them and no consumer's
+ * deferred policy (see `Broadcast`'s catch-up pass) may still need them, so
+ * it holds the records of the chunks still in the ring plus at most the
+ * last few hundred before them.
  */
 export class ChunkIndex {
   #records: ChunkRecord[] = [];
+  /** Parallel to `#records`, so a batch is one `slice()`. */
+  #views: BroadcastChunk[] = [];
   #head = 0;
   #first = 0;
 
   /** Sequence number of the oldest record still held. */
   get first(): number {
     return this.#first;
+  }
+
+  /** Sequence number of the oldest chunk that starts at ring offset `offset` or later (`end` if none). */
+  firstFrom(offset: number): number {
+    const end = this.end;
+    let seq = this.#first;
+    while (seq < end && this.get(seq).at < offset) seq++;
+    return seq;
   }
 
   /** Sequence number the next chunk written will get. */
@@ -38,8 +58,20 @@ export class ChunkIndex {
     return this.#records[this.#head + seq - this.#first] as ChunkRecord;
   }
 
-  push(record: ChunkRecord): void {
+  /** The chunk `seq` as handed to consumers; `seq` must be in `[first, end)`. */
+  view(seq: number): BroadcastChunk {
+    return this.#views[this.#head + seq - this.#first] as BroadcastChunk;
+  }
+
+  /** Chunks `[from, to)` as handed to consumers, in a new array. */
+  views(from: number, to: number): BroadcastChunk[] {
+    const base = this.#head - this.#first;
+    return this.#views.slice(base + from, base + to);
+  }
+
+  push(record: ChunkRecord, view: BroadcastChunk): void {
     this.#records.push(record);
+    this.#views.push(view);
   }
 
   /** Forgets chunks whose bytes start before ring offset `oldest`. */
@@ -52,6 +84,7 @@ export class ChunkIndex {
     // Compact only once the dead prefix dominates, so pruning stays amortised O(1).
     if (this.#head > 1024 && this.#head * 2 > records.length) {
       this.#records = records.slice(this.#head);
+      this.#views = this.#views.slice(this.#head);
       this.#head = 0;
     }
   }

@@ -22,9 +22,18 @@ interface Plan {
   budget: number;
   start: BroadcastStart;
   joinAt: number;
-  /** Chunks to read after each write, cycled; 0 means it keeps its last chunk in use. */
+  /**
+   * How it reads: `read()` one chunk at a time, `readBatch()` everything
+   * pending, or (not for `'block'`) `'parked'`: a `readBatch()` always
+   * waiting, like a `for await` over `batches()` whose body runs between
+   * writes.
+   */
+  mode: 'read' | 'batch' | 'parked';
+  /** Wake-up coalescing, `minBytes` as a fraction of twice the budget (so sometimes beyond it). */
+  coalesce: number | null;
+  /** Chunks (or batches) to read after each write, cycled; 0 means it keeps what it read last in use. */
   reads: number[];
-  /** From this write on it reads nothing more, like a stuck socket, keeping its last chunk in use. */
+  /** From this write on it reads nothing more, like a stuck socket, keeping what it read last in use. */
   stuckAt: number | null;
 }
 
@@ -32,7 +41,12 @@ interface Viewer {
   plan: Plan;
   consumer: BroadcastConsumer;
   got: BroadcastChunk[];
-  held: BroadcastChunk | undefined;
+  /** What it read last, in use until it reads again. */
+  held: BroadcastChunk[];
+  /** `'parked'`: the outstanding readBatch(), its outcome once settled, and whether its body saw it. */
+  parked:
+    | { result?: IteratorResult<BroadcastChunk[]>; error?: unknown; seen?: boolean }
+    | undefined;
   error: unknown;
   /** Bytes it had lost before its first chunk: with none, it must start at a marker when asked to. */
   droppedBeforeFirst: number | undefined;
@@ -65,6 +79,8 @@ const scenario = fc
           budget: fc.double({ min: 0, max: 1, noNaN: true }),
           start: fc.constantFrom<BroadcastStart>('newest', 'newest-marker', 'oldest'),
           joinAt: fc.nat(40),
+          mode: fc.constantFrom<Plan['mode']>('read', 'batch', 'parked'),
+          coalesce: fc.option(fc.double({ min: 0, max: 1, noNaN: true })),
           reads: fc.array(fc.nat(3), { minLength: 1, maxLength: 8 }),
           stuckAt: fc.option(fc.nat(60)),
         }),
@@ -73,20 +89,63 @@ const scenario = fc
     });
   });
 
-/** The last chunk read stays in use until the next read, as with `for await`. */
+/** `chunks` were handed out (after the viewer released what it held, unless `keep`). */
+function received(viewer: Viewer, chunks: BroadcastChunk[], keep = false): void {
+  expect(chunks.length).toBeGreaterThan(0);
+  viewer.droppedBeforeFirst ??= viewer.consumer.metrics.bytesDropped;
+  for (const chunk of chunks) {
+    viewer.got.push(chunk);
+    expect(chunk.bytes.copy()).toEqual(chunkOf(chunk.sequence, chunk.bytes.length));
+  }
+  viewer.held = keep ? [...viewer.held, ...chunks] : chunks;
+}
+
+/** What was read last stays in use until the next read, as with `for await`. */
 async function readSome(viewer: Viewer, count: number): Promise<void> {
   const { consumer } = viewer;
   for (let i = 0; i < count && !consumer.closed && consumer.metrics.lag > 0; i++) {
     consumer.release();
-    const result = await consumer.read();
-    if (result.done === true) return;
-    viewer.droppedBeforeFirst ??= consumer.metrics.bytesDropped;
-    viewer.got.push(result.value);
-    viewer.held = result.value;
-    expect(result.value.bytes.copy()).toEqual(
-      chunkOf(result.value.sequence, result.value.bytes.length),
-    );
+    if (viewer.plan.mode === 'read') {
+      const result = await consumer.read();
+      if (result.done === true) return;
+      received(viewer, [result.value]);
+    } else {
+      const result = await consumer.readBatch();
+      if (result.done === true) return;
+      received(viewer, result.value);
+    }
   }
+}
+
+/** `'parked'`: keeps one readBatch() waiting, as a `for await` over `batches()` does. */
+function park(viewer: Viewer): void {
+  const state: NonNullable<Viewer['parked']> = {};
+  viewer.parked = state;
+  viewer.consumer.readBatch().then(
+    (result) => {
+      state.result = result;
+    },
+    (error: unknown) => {
+      state.error = error;
+    },
+  );
+}
+
+/**
+ * `'parked'`: the body of the loop runs with the batch the reader was woken
+ * with, then releases it and waits again (as `batches()` does when asked for
+ * the next one), or, once stuck, keeps it in use and never asks again.
+ */
+async function runParked(viewer: Viewer, stuck: boolean): Promise<void> {
+  for (let i = 0; i < 5; i++) await Promise.resolve();
+  const state = viewer.parked;
+  if (state?.result === undefined || state.result.done === true || state.seen === true) return;
+  state.seen = true;
+  received(viewer, state.result.value, true);
+  if (stuck) return;
+  viewer.consumer.release();
+  viewer.held = [];
+  park(viewer);
 }
 
 describe('Broadcast under random producers, budgets and read patterns', () => {
@@ -103,25 +162,45 @@ describe('Broadcast under random producers, budgets and read patterns', () => {
           for (const plan of plans) {
             if (plan.joinAt !== seq) continue;
             const budget = maxChunk + Math.floor(plan.budget * (maxBudget - maxChunk));
-            const consumer = live.subscribe({ policy: plan.policy, budget, start: plan.start });
+            if (plan.mode === 'parked' && plan.policy === 'block') plan.mode = 'batch';
+            const consumer = live.subscribe({
+              policy: plan.policy,
+              budget,
+              start: plan.start,
+              // No time limit: the properties must not depend on timers.
+              ...(plan.coalesce === null
+                ? {}
+                : {
+                    coalesce: {
+                      minBytes: 1 + Math.floor(plan.coalesce * 2 * budget),
+                      maxWaitMs: Infinity,
+                    },
+                  }),
+            });
             const viewer: Viewer = {
               plan,
               consumer,
               got: [],
-              held: undefined,
+              held: [],
+              parked: undefined,
               error: undefined,
               droppedBeforeFirst: undefined,
             };
             consumer.on('disconnect', (error) => {
               viewer.error = error;
               // Fired before the producer reuses the bytes: what it holds is still intact.
-              if (viewer.held !== undefined) {
-                const { bytes, sequence } = viewer.held;
+              for (const { bytes, sequence } of viewer.held) {
                 // No copy(): this runs inside the measured write().
                 expect(bytes.asUint8Array()).toEqual(chunkOf(sequence, bytes.length));
               }
             });
+            if (plan.mode === 'parked') park(viewer);
             viewers.push(viewer);
+          }
+          // A parked reader's body runs between writes: also right after it joined.
+          for (const v of viewers) {
+            if (v.plan.mode !== 'parked') continue;
+            await runParked(v, v.plan.stuckAt !== null && seq >= v.plan.stuckAt);
           }
           const bytes = chunkOf(seq, size);
           const { result: ok, stats } = measureCopies(() => live.write(bytes, { marker }));
@@ -132,6 +211,10 @@ describe('Broadcast under random producers, budgets and read patterns', () => {
             // Only block consumers ever hold the producer back.
             expect(ok).toBe(true);
           }
+          for (const v of viewers) {
+            if (v.plan.mode !== 'parked') continue;
+            await runParked(v, v.plan.stuckAt !== null && seq >= v.plan.stuckAt);
+          }
           if (!ok) {
             seen.add('stall');
             // A well-behaved producer waits: here, until the block consumers catch up.
@@ -140,7 +223,7 @@ describe('Broadcast under random producers, budgets and read patterns', () => {
               if (v.plan.policy !== 'block') continue;
               await readSome(v, Number.POSITIVE_INFINITY);
               v.consumer.release();
-              v.held = undefined;
+              v.held = [];
             }
             expect(drains).toBe(before + 1);
             expect(live.writable).toBe(true);
@@ -149,31 +232,47 @@ describe('Broadcast under random producers, budgets and read patterns', () => {
             const m = v.consumer.metrics;
             expect(m.bufferedBytes).toBeLessThanOrEqual(v.consumer.budget + maxChunk);
             expect(m.bytesIn).toBe(m.bytesOut + m.bytesDropped + m.lag);
-            if (v.held !== undefined && !v.consumer.closed) {
+            if (!v.consumer.closed) {
               // In use: never altered, whatever the producer did meanwhile.
-              expect(v.held.bytes.copy()).toEqual(chunkOf(v.held.sequence, v.held.bytes.length));
+              for (const { bytes, sequence } of v.held) {
+                expect(bytes.copy()).toEqual(chunkOf(sequence, bytes.length));
+              }
             }
             const stuck = v.plan.stuckAt !== null && seq >= v.plan.stuckAt;
-            if (!stuck) await readSome(v, v.plan.reads[seq % v.plan.reads.length] as number);
+            if (!stuck && v.plan.mode !== 'parked') {
+              await readSome(v, v.plan.reads[seq % v.plan.reads.length] as number);
+            }
           }
         }
         live.end();
         for (const v of viewers) {
           try {
+            if (v.parked !== undefined) {
+              for (let i = 0; i < 5; i++) await Promise.resolve();
+              const { result, error } = v.parked;
+              if (error !== undefined) throw error;
+              if (v.plan.stuckAt === null) {
+                // The end wakes a parked reader with whatever is pending.
+                expect(result).toBeDefined();
+                if (result?.done === false) received(v, result.value);
+              }
+            }
             for (;;) {
               v.consumer.release();
               const result = await v.consumer.read();
               if (result.done === true) break;
-              v.droppedBeforeFirst ??= v.consumer.metrics.bytesDropped;
-              v.got.push(result.value);
-              expect(result.value.bytes.copy()).toEqual(
-                chunkOf(result.value.sequence, result.value.bytes.length),
-              );
+              received(v, [result.value]);
             }
           } catch (error) {
             expect(error).toBe(v.error);
           }
           check(v, chunks.length);
+          if (v.plan.mode === 'parked' && v.plan.stuckAt === null) {
+            // Its reader ran between writes: coalescing never made it lose a byte.
+            expect(v.consumer.metrics.bytesDropped).toBe(0);
+            expect(v.error).toBeUndefined();
+            if (v.plan.coalesce !== null) seen.add('coalesced');
+          }
           const m = v.consumer.metrics;
           if (m.chunksDropped > 0) seen.add(`${v.plan.policy} dropped`);
           if (
@@ -189,6 +288,7 @@ describe('Broadcast under random producers, budgets and read patterns', () => {
     );
     // The runs exercised every path the properties are about.
     for (const path of [
+      'coalesced',
       'stall',
       'drop-oldest dropped',
       'skip-to-marker dropped',
@@ -198,6 +298,107 @@ describe('Broadcast under random producers, budgets and read patterns', () => {
     ]) {
       expect(seen).toContain(path);
     }
+  });
+});
+
+describe("'drop-oldest' deferring its policy (no listener, no reader waiting)", () => {
+  it('ends exactly where applying it write by write ends, at every look and after every read', async () => {
+    const op = (maxChunk: number) =>
+      fc.oneof(
+        {
+          weight: 6,
+          arbitrary: fc.record({
+            kind: fc.constant<'write'>('write'),
+            size: fc.integer({ min: 1, max: maxChunk }),
+            marker: fc.boolean(),
+          }),
+        },
+        {
+          weight: 2,
+          arbitrary: fc.record({
+            kind: fc.constantFrom<'read' | 'batch' | 'release' | 'release-one' | 'look'>(
+              'read',
+              'batch',
+              'release',
+              'release-one',
+              'look',
+            ),
+          }),
+        },
+      );
+    const scenario = fc
+      .record({
+        capacity: fc.integer({ min: 60, max: 3000 }),
+        chunkShare: fc.double({ min: 0.02, max: 1 / 3, noNaN: true }),
+        budget: fc.double({ min: 0, max: 1, noNaN: true }),
+      })
+      .chain(({ capacity, chunkShare, budget }) => {
+        const maxChunk = Math.max(1, Math.floor(capacity * chunkShare));
+        return fc.record({
+          capacity: fc.constant(capacity),
+          maxChunk: fc.constant(maxChunk),
+          budget: fc.constant(budget),
+          // Long enough to cross the broadcast's periodic catch-up (every 256 writes).
+          ops: fc.array(op(maxChunk), { minLength: 1, maxLength: 900, size: 'max' }),
+        });
+      });
+    await fc.assert(
+      fc.asyncProperty(scenario, async ({ capacity, maxChunk, budget: share, ops }) => {
+        const live = new Broadcast({ capacity, maxChunk });
+        const budget = 1 + Math.floor(share * (live.maxBudget - 1));
+        const eager = live.subscribe({ policy: 'drop-oldest', budget, name: 'twin' });
+        const lazy = live.subscribe({ policy: 'drop-oldest', budget, name: 'twin' });
+        let events = 0;
+        eager.on('drop', (bytes) => {
+          events += bytes;
+        });
+        const held: BroadcastChunk[] = [];
+        const same = () => {
+          expect(lazy.metrics).toEqual(eager.metrics);
+          expect(lazy.closed).toBe(eager.closed);
+        };
+        let seq = 0;
+        for (const o of ops) {
+          if (eager.closed) break;
+          if (o.kind === 'write') {
+            live.write(chunkOf(seq, o.size), { marker: o.marker });
+            seq++;
+          } else if (o.kind === 'look') {
+            same();
+          } else if (o.kind === 'release') {
+            eager.release();
+            lazy.release();
+            held.length = 0;
+          } else if (o.kind === 'release-one') {
+            const first = held.shift();
+            if (first !== undefined) {
+              eager.release(first);
+              lazy.release(first);
+            }
+          } else if (eager.metrics.lag > 0 && lazy.metrics.lag > 0) {
+            const [a, b] =
+              o.kind === 'read'
+                ? [[(await eager.read()).value], [(await lazy.read()).value]]
+                : [(await eager.readBatch()).value, (await lazy.readBatch()).value];
+            // The same chunk objects, in the same order.
+            expect(b).toEqual(a);
+            for (const [i, chunk] of (a as BroadcastChunk[]).entries()) {
+              expect((b as BroadcastChunk[])[i]).toBe(chunk);
+              expect(chunk.bytes.copy()).toEqual(chunkOf(chunk.sequence, chunk.bytes.length));
+              held.push(chunk);
+            }
+          }
+          if (!eager.closed) {
+            for (const { bytes, sequence } of held) {
+              expect(bytes.copy()).toEqual(chunkOf(sequence, bytes.length));
+            }
+          }
+        }
+        same();
+        if (!eager.closed) expect(eager.metrics.bytesDropped).toBe(events);
+      }),
+      { numRuns: 200 },
+    );
   });
 });
 

@@ -1,4 +1,4 @@
-import { ByteRing, ByteView } from 'buffer-view';
+import { ByteRing, ByteView, type RingReader } from 'buffer-view';
 import type { WaitOptions } from './channel';
 import { Emitter, type EventMap } from './emitter';
 import {
@@ -11,14 +11,15 @@ import {
   InvalidArgumentError,
 } from './errors';
 import {
+  type BroadcastCoalesceOptions,
   BroadcastConsumer,
   type BroadcastConsumerMetrics,
   type BroadcastConsumerOptions,
   type BroadcastHost,
-  type ConsumerHooks,
+  type ConsumerLink,
 } from './fan-out-consumer';
 import { ChunkIndex, type ChunkRecord } from './fan-out-index';
-import { type StageMetrics, StallClock } from './metrics';
+import { now, type StageMetrics, StallClock } from './metrics';
 
 /**
  * Options of {@link Broadcast}.
@@ -169,8 +170,34 @@ type State = 'open' | 'ended' | 'aborted';
  */
 export class Broadcast extends Emitter<BroadcastEvents> {
   readonly #ring: ByteRing<number>;
+  /** Makes the one view of each chunk that every consumer is handed. */
+  readonly #viewer: RingReader<number>;
   readonly #chunks = new ChunkIndex();
-  readonly #consumers = new Map<BroadcastConsumer, ConsumerHooks>();
+  readonly #consumers = new Map<BroadcastConsumer, ConsumerLink>();
+  /** Every consumer's link, in join order: what `write()` walks. */
+  #links: ConsumerLink[] = [];
+  /** The `'block'` consumers' links: the only ones that can hold the producer back. */
+  #blockers: ConsumerLink[] = [];
+  /** Links that left while `write()` ran, to drop from the arrays once it is done. */
+  #compact = false;
+  /** Links `write()` called `prepare()` on (or touched), to call `written()` on. */
+  readonly #touched: ConsumerLink[] = [];
+  /**
+   * Coalescing readers that parked with a time limit (some may have been
+   * woken since), and the one timer that serves them all: no timer per
+   * consumer per batch.
+   */
+  #parked: ConsumerLink[] = [];
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #timerAt = Number.POSITIVE_INFINITY;
+  /** The shortest `maxWaitMs` of any consumer so far: how soon after a write the timer must look. */
+  #minWaitMs = Number.POSITIVE_INFINITY;
+  /** See BroadcastHost.schedule. */
+  readonly #schedule = { minTrigger: Number.NEGATIVE_INFINITY };
+  /** When (in chunks written) every consumer next applies a deferred policy (see ConsumerLink). */
+  #nextCatchUp = CATCH_UP_EVERY;
+  /** Ring offset from which chunk records are kept: where the last catch-up left the ring. */
+  #keepFrom = 0;
   readonly #host: BroadcastHost;
   readonly #name: string;
   /** The largest chunk `write()` accepts. */
@@ -182,9 +209,8 @@ export class Broadcast extends Emitter<BroadcastEvents> {
   #writers: Waiter[] = [];
   #bytesIn = 0;
   #chunksIn = 0;
-  #peak = 0;
   #joined = 0;
-  readonly #departed = { bytesOut: 0, chunksOut: 0, bytesDropped: 0 };
+  readonly #departed = { bytesOut: 0, chunksOut: 0, bytesDropped: 0, peak: 0 };
   readonly #stall = new StallClock();
   #detach: (() => void) | undefined;
 
@@ -206,19 +232,47 @@ export class Broadcast extends Emitter<BroadcastEvents> {
     this.#name = options.name ?? 'broadcast';
     // Only the newest marker is ever a target (to join or to skip to), so the ring keeps one.
     this.#ring = new ByteRing<number>({ capacity, maxMarkers: 1 });
+    this.#viewer = this.#ring.reader({ start: 'newest' });
     this.#host = {
       name: this.#name,
       capacity,
+      maxChunk: this.maxChunk,
       ring: this.#ring,
       chunks: this.#chunks,
+      schedule: this.#schedule,
       bytesIn: () => this.#bytesIn,
       ended: () => this.#state !== 'open',
       join: (consumer, hooks) => {
-        this.#consumers.set(consumer, hooks);
+        const waitMs = consumer.coalesce?.maxWaitMs ?? Number.POSITIVE_INFINITY;
+        const link: ConsumerLink = {
+          consumer,
+          hooks,
+          trigger: Number.NEGATIVE_INFINITY,
+          touched: false,
+          parked: false,
+          waitMs,
+          gone: false,
+        };
+        if (waitMs < this.#minWaitMs) this.#minWaitMs = waitMs;
+        this.#consumers.set(consumer, link);
+        this.#links.push(link);
+        this.#schedule.minTrigger = Number.NEGATIVE_INFINITY;
+        if (hooks.blocking) this.#blockers.push(link);
         this.emit('join', consumer);
+        return link;
       },
       released: () => this.#afterFree(),
       leave: (consumer, error) => this.#leave(consumer, error),
+      touch: (link) => {
+        if (!this.#writing || link.touched) return;
+        link.touched = true;
+        this.#touched.push(link);
+      },
+      park: (link) => {
+        if (link.parked) return;
+        link.parked = true;
+        this.#parked.push(link);
+      },
     };
     const signal = options.signal;
     if (signal !== undefined) {
@@ -274,6 +328,7 @@ export class Broadcast extends Emitter<BroadcastEvents> {
     const totals = { ...this.#departed };
     for (const m of consumers) {
       buffered = Math.max(buffered, m.bufferedBytes);
+      totals.peak = Math.max(totals.peak, m.peakBufferedBytes);
       totals.bytesOut += m.bytesOut;
       totals.chunksOut += m.chunksOut;
       totals.bytesDropped += m.bytesDropped;
@@ -282,7 +337,7 @@ export class Broadcast extends Emitter<BroadcastEvents> {
       name: this.#name,
       capacity: this.#ring.capacity,
       bufferedBytes: buffered,
-      peakBufferedBytes: Math.max(this.#peak, buffered),
+      peakBufferedBytes: totals.peak,
       bytesIn: this.#bytesIn,
       bytesOut: totals.bytesOut,
       chunksIn: this.#chunksIn,
@@ -338,12 +393,22 @@ export class Broadcast extends Emitter<BroadcastEvents> {
     }
     const maxSkip = options.maxSkip ?? Number.POSITIVE_INFINITY;
     checkNumber(`consumer ${name} maxSkip`, maxSkip, 1, Number.POSITIVE_INFINITY);
+    let coalesce: Required<BroadcastCoalesceOptions> | undefined;
+    if (options.coalesce !== undefined) {
+      const { minBytes = Number.POSITIVE_INFINITY, maxWaitMs = DEFAULT_MAX_WAIT_MS } =
+        options.coalesce ?? {};
+      checkNumber(`consumer ${name} coalesce.minBytes`, minBytes, 1, Number.POSITIVE_INFINITY);
+      const inf = Number.POSITIVE_INFINITY;
+      checkNumber(`consumer ${name} coalesce.maxWaitMs`, maxWaitMs, 0, inf, false);
+      coalesce = { minBytes, maxWaitMs };
+    }
     return new BroadcastConsumer(this.#host, {
       name,
       policy,
       budget,
       start,
       maxSkip,
+      coalesce,
       signal: options.signal,
     });
   }
@@ -388,9 +453,9 @@ export class Broadcast extends Emitter<BroadcastEvents> {
     const slot = head % capacity;
     const pad = slot + n > capacity ? capacity - slot : 0;
     const at = head + pad;
-    const reclaimFrom = at + n - capacity;
-    for (const [consumer, hooks] of this.#consumers) {
-      if (!hooks.blocking) continue;
+    const end = at + n;
+    const reclaimFrom = end - capacity;
+    for (const { consumer, hooks } of this.#blockers) {
       const free = hooks.free();
       if (pad + n > free) {
         throw new BudgetExceededError(
@@ -406,12 +471,44 @@ export class Broadcast extends Emitter<BroadcastEvents> {
       pos: this.#bytesIn,
       length: n,
       marker: options.marker === true,
+      time: 0,
     };
+    const links = this.#links;
+    const touched = this.#touched;
     this.#writing = true;
     try {
-      // No snapshot: a consumer may only leave meanwhile (subscribing is refused while
-      // writing), and a Map's iteration skips deleted entries, so no array per write.
-      for (const hooks of this.#consumers.values()) hooks.prepare(incoming, reclaimFrom);
+      if (this.#chunksIn >= this.#nextCatchUp) {
+        // Consumers that defer their policy are brought up to date now and then, so
+        // chunk records need only be kept back to where the ring was at the last pass.
+        this.#nextCatchUp = this.#chunksIn + CATCH_UP_EVERY;
+        for (let i = 0; i < links.length; i++) (links[i] as ConsumerLink).hooks.catchUp();
+        this.#keepFrom = ring.oldestOffset;
+      }
+      // Only consumers whose trigger the write passes have anything to do (a policy
+      // to apply, a reader to wake; see ConsumerLink), and when the write passes no
+      // trigger at all (most writes) it does not even look: no work per consumer.
+      // Otherwise one comparison each. The array stays as it is meanwhile:
+      // subscribing is refused while writing and a consumer that leaves is only
+      // marked (its trigger becomes Infinity).
+      const schedule = this.#schedule;
+      if (end > schedule.minTrigger) {
+        // Recomputed by the loop; triggers lowered meanwhile (by listeners, by the
+        // consumers called) lower it again.
+        schedule.minTrigger = Number.POSITIVE_INFINITY;
+        for (let i = 0; i < links.length; i++) {
+          const link = links[i] as ConsumerLink;
+          const trigger = link.trigger;
+          if (trigger < end) {
+            if (!link.touched) {
+              link.touched = true;
+              touched.push(link);
+            }
+            link.hooks.prepare(incoming, reclaimFrom);
+          } else if (trigger < schedule.minTrigger) {
+            schedule.minTrigger = trigger;
+          }
+        }
+      }
       // A listener may have ended or aborted the broadcast meanwhile.
       this.#assertOpen('write to');
       if (pad > 0) {
@@ -419,20 +516,38 @@ export class Broadcast extends Emitter<BroadcastEvents> {
         ring.commit(pad);
       }
       if (incoming.marker) ring.mark(incoming.seq, at);
+      // A parked coalescing reader is woken at the latest its maxWaitMs after its first pending chunk.
+      if (this.#parked.length > 0) {
+        incoming.time = now();
+        if (this.#timer === undefined) this.#startTimer(incoming.time + this.#minWaitMs);
+      }
       ring.write(chunk);
-      this.#chunks.push(incoming);
+      const viewer = this.#viewer;
+      viewer.seek(at);
+      this.#chunks.push(incoming, {
+        bytes: viewer.read(n),
+        marker: incoming.marker,
+        offset: incoming.pos,
+        sequence: incoming.seq,
+      });
       this.#bytesIn += n;
       this.#chunksIn++;
-      this.#chunks.prune(ring.oldestOffset);
-      for (const hooks of this.#consumers.values()) hooks.written();
+      this.#chunks.prune(Math.min(ring.oldestOffset, this.#keepFrom));
+      for (let i = 0; i < touched.length; i++) (touched[i] as ConsumerLink).hooks.written();
     } finally {
+      if (touched.length > 0) {
+        for (const link of touched) link.touched = false;
+        touched.length = 0;
+      }
       this.#writing = false;
+      if (this.#compact) this.#dropGone();
     }
     let slowest: BroadcastConsumer | undefined;
-    for (const [consumer, hooks] of this.#consumers) {
-      const buffered = hooks.buffered();
-      if (buffered > this.#peak) this.#peak = buffered;
-      if (slowest === undefined && hooks.full()) slowest = consumer;
+    for (const link of this.#blockers) {
+      if (link.hooks.full()) {
+        slowest = link.consumer;
+        break;
+      }
     }
     if (slowest === undefined) {
       this.#afterFree();
@@ -513,7 +628,8 @@ export class Broadcast extends Emitter<BroadcastEvents> {
     this.#state = 'ended';
     this.#ring.end();
     this.#settleWriters(new ClosedError(this.#name));
-    for (const hooks of [...this.#consumers.values()]) hooks.ended();
+    this.#disarm();
+    for (const link of [...this.#consumers.values()]) link.hooks.ended();
     this.emit('end');
   }
 
@@ -535,13 +651,14 @@ export class Broadcast extends Emitter<BroadcastEvents> {
     this.#reason = reason;
     if (wasOpen) this.#ring.end();
     this.#settleWriters(new AbortedError(this.#name, { cause: reason }));
-    for (const hooks of [...this.#consumers.values()]) hooks.aborted(reason);
+    this.#disarm();
+    for (const link of [...this.#consumers.values()]) link.hooks.aborted(reason);
     this.emit('abort', reason);
   }
 
   /** Whether some `'block'` consumer is at its budget. */
   #full(): boolean {
-    for (const hooks of this.#consumers.values()) if (hooks.full()) return true;
+    for (const link of this.#blockers) if (link.hooks.full()) return true;
     return false;
   }
 
@@ -549,9 +666,11 @@ export class Broadcast extends Emitter<BroadcastEvents> {
   #afterFree(): void {
     if (this.#state !== 'open' || this.#writing || this.#full()) return;
     this.#stall.stop();
-    for (const writer of this.#writers.splice(0)) {
-      writer.cleanup();
-      writer.resolve();
+    if (this.#writers.length > 0) {
+      for (const writer of this.#writers.splice(0)) {
+        writer.cleanup();
+        writer.resolve();
+      }
     }
     if (this.#needDrain) {
       this.#needDrain = false;
@@ -560,13 +679,67 @@ export class Broadcast extends Emitter<BroadcastEvents> {
   }
 
   #leave(consumer: BroadcastConsumer, error: BackpressureError | undefined): void {
-    if (!this.#consumers.delete(consumer)) return;
+    const link = this.#consumers.get(consumer);
+    if (link === undefined) return;
+    this.#consumers.delete(consumer);
+    link.gone = true;
+    link.trigger = Number.POSITIVE_INFINITY;
+    this.#compact = true;
+    if (!this.#writing) this.#dropGone();
     const m = consumer.metrics;
     this.#departed.bytesOut += m.bytesOut;
     this.#departed.chunksOut += m.chunksOut;
     this.#departed.bytesDropped += m.bytesDropped;
+    this.#departed.peak = Math.max(this.#departed.peak, m.peakBufferedBytes);
     this.emit('leave', consumer, error);
     if (consumer.policy === 'block') this.#afterFree();
+  }
+
+  /** Removes the links of consumers that left from the arrays `write()` walks. */
+  #dropGone(): void {
+    this.#compact = false;
+    this.#links = this.#links.filter((link) => !link.gone);
+    if (this.#blockers.length > 0) this.#blockers = this.#blockers.filter((link) => !link.gone);
+  }
+
+  #startTimer(at: number): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timerAt = at;
+    this.#timer = setTimeout(() => this.#onTimer(), Math.max(0, Math.ceil(at - now())));
+  }
+
+  /**
+   * Wakes the parked coalescing readers that are due; keeps the others (and
+   * those still waiting for a first chunk) for later. Started by a write
+   * while readers are parked, so it only runs while data is flowing.
+   */
+  #onTimer(): void {
+    this.#timer = undefined;
+    this.#timerAt = Number.POSITIVE_INFINITY;
+    const at = now() + TIMER_SLACK_MS;
+    const parked = this.#parked;
+    this.#parked = [];
+    let next = Number.POSITIVE_INFINITY;
+    for (const link of parked) {
+      const due = link.gone ? undefined : link.hooks.expire(at);
+      if (due === undefined) {
+        link.parked = false;
+        continue;
+      }
+      // Still flagged `parked`, so park() cannot have added it again meanwhile.
+      this.#parked.push(link);
+      if (due < next) next = due;
+    }
+    if (next < this.#timerAt) this.#startTimer(next);
+  }
+
+  /** The producer finished: consumers get what is left now, so no deadline is needed. */
+  #disarm(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#timerAt = Number.POSITIVE_INFINITY;
+    for (const link of this.#parked) link.parked = false;
+    this.#parked = [];
   }
 
   #settleWriters(error: BackpressureError): void {
@@ -590,6 +763,15 @@ export class Broadcast extends Emitter<BroadcastEvents> {
 }
 
 const POLICIES: readonly unknown[] = ['block', 'drop-oldest', 'skip-to-marker', 'disconnect'];
+/**
+ * Writes between two catch-up passes: how many chunk records beyond those
+ * in the ring a broadcast keeps for consumers that defer their policy.
+ */
+const CATCH_UP_EVERY = 256;
+/** `coalesce.maxWaitMs` when only `minBytes` (or nothing) is given. */
+const DEFAULT_MAX_WAIT_MS = 5;
+/** Deadlines this close are served by the timer that is firing: timers fire on whole milliseconds. */
+const TIMER_SLACK_MS = 1;
 const STARTS: readonly unknown[] = ['newest', 'newest-marker', 'oldest'];
 
 function measure(chunk: unknown): number {
