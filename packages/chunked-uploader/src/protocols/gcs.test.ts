@@ -15,7 +15,7 @@ import type {
   ProtocolSession,
   UploadProtocol,
 } from '../lib/types';
-import { type GcsOptions, gcs } from './gcs';
+import { calculatedCrc32c, type GcsOptions, gcs } from './gcs';
 
 const KiB = 1024;
 const MULTIPLE = 256 * KiB;
@@ -453,6 +453,15 @@ describe('gcs() resumable uploads', () => {
     expect(server.session(uri).goneStatus).toBe(499);
     expect(await protocol().resume(session.state, openOptions(2 * MULTIPLE))).toBeUndefined();
     await expect(session.terminate(signal)).resolves.toBeUndefined();
+  });
+
+  it('reads the calculated CRC32C out of the 400 message, even one starting with a slash', () => {
+    const message =
+      'HTTP 400: Provided CRC32C "AAAAAA==" doesn\'t match calculated CRC32C "/xYkfQ==".';
+    expect(calculatedCrc32c(message)).toBe('/xYkfQ==');
+    expect(calculatedCrc32c('calculated crc32c: +a9Z')).toBe('+a9Z');
+    expect(calculatedCrc32c('{"message":"... calculated CRC32C \\"/a+b==\\"."}')).toBe('/a+b==');
+    expect(calculatedCrc32c('no checksum here')).toBeUndefined();
   });
 
   it('reports a corrupted object as a ChecksumMismatchError instead of letting it be created', async () => {

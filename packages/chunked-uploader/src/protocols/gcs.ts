@@ -420,7 +420,7 @@ class GcsSession implements ProtocolSession {
     if (!HttpError.isInstance(err) || err.status !== 400) return err;
     const detail = err.message.slice(err.message.indexOf(`HTTP ${err.status}`));
     if (expectedCrc !== undefined && /crc32c|checksum|hash/i.test(detail)) {
-      const actual = /calculated crc32c\W+([A-Za-z0-9+/=]+)/i.exec(detail)?.[1];
+      const actual = calculatedCrc32c(detail);
       return new ChecksumMismatchError('GCS object', 'crc32c', expectedCrc, actual, { cause: err });
     }
     // Cloud Storage answers 400 both to a malformed chunk and to one that
@@ -551,4 +551,15 @@ function fromBase64(text: string): Uint8Array {
   const bytes = new Uint8Array(binary.length);
   for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
   return bytes;
+}
+
+/**
+ * The server's CRC32C from a Cloud Storage 400 message (`Provided CRC32C "…"
+ * doesn't match calculated CRC32C "…"`, often JSON-escaped). Base64 may
+ * start with `/`, so only spaces, a colon, backslashes and quotes are skipped.
+ *
+ * @internal
+ */
+export function calculatedCrc32c(detail: string): string | undefined {
+  return /calculated crc32c[\s:\\"]*([A-Za-z0-9+/]+=*)/i.exec(detail)?.[1];
 }
