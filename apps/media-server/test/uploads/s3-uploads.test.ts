@@ -17,7 +17,7 @@ const events: string[] = [];
 
 beforeAll(async () => {
   s3 = await startS3('up/');
-  // s3rver's typings (test/s3rver.d.ts) leave out that it is an EventEmitter of S3 notifications.
+  // s3rver's typings (types/s3rver.d.ts at the repository root) leave out that it is an EventEmitter of S3 notifications.
   (s3.s3 as unknown as EventEmitter).on('event', (event: S3Notification) => {
     for (const record of event.Records) events.push(`${record.eventName} ${record.s3.object.key}`);
   });

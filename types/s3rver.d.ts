@@ -1,4 +1,4 @@
-// s3rver 3.7 ships no types; this is the part of its documented API the S3 tests use.
+// s3rver 3.7 ships no types; this is the part of its documented API our tests and benchmarks use.
 declare module 's3rver' {
   import type { AddressInfo } from 'node:net';
 
