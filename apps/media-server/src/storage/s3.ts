@@ -59,6 +59,21 @@ export function s3Storage(config: S3Config): VideoStorage {
     );
   };
 
+  // Metadata is written before its video and never rewritten in place, so it is
+  // cached per video version: a range request then costs one HEAD, not a HEAD and a GET.
+  const metaCache = new Map<string, Promise<VideoMeta>>();
+  const cachedMeta = (id: string, etag: string, mtimeMs: number, signal?: AbortSignal) => {
+    const cacheKey = `${id}\0${etag}`;
+    let meta = metaCache.get(cacheKey);
+    if (meta === undefined) {
+      meta = readMeta(id, mtimeMs, signal);
+      metaCache.set(cacheKey, meta);
+      meta.catch(() => metaCache.delete(cacheKey));
+      if (metaCache.size > 4096) metaCache.delete(metaCache.keys().next().value as string);
+    }
+    return meta;
+  };
+
   const readMeta = async (
     id: string,
     mtimeMs: number,
@@ -97,7 +112,8 @@ export function s3Storage(config: S3Config): VideoStorage {
         `S3 HEAD ${id}: missing Content-Length, Last-Modified or ETag`,
       );
     }
-    return { id, size, mtimeMs, etag: strongTag(etag), meta: await readMeta(id, mtimeMs, signal) };
+    const tag = strongTag(etag);
+    return { id, size, mtimeMs, etag: tag, meta: await cachedMeta(id, tag, mtimeMs, signal) };
   };
 
   const storage: VideoStorage = {
@@ -114,18 +130,21 @@ export function s3Storage(config: S3Config): VideoStorage {
         const response = await request(url.toString(), signal ? { signal } : {}, 'ListObjectsV2');
         if (!response.ok) return fail(response, 'ListObjectsV2');
         const page = parseListing(await response.text());
-        for (const item of page.items) {
-          const name = item.key.slice(`${config.prefix}videos/`.length);
-          if (!name.endsWith('.mp4') || !isVideoId(name.slice(0, -4))) continue;
-          const id = name.slice(0, -4);
-          videos.push({
-            id,
-            size: item.size,
-            mtimeMs: item.mtimeMs,
-            etag: strongTag(item.etag),
-            meta: await readMeta(id, item.mtimeMs, signal),
-          });
-        }
+        const prefix = `${config.prefix}videos/`;
+        const listed = page.items.filter((item) => {
+          const name = item.key.slice(prefix.length);
+          return name.endsWith('.mp4') && isVideoId(name.slice(0, -4));
+        });
+        // One page's metadata in parallel (and mostly from the cache), not one GET after another.
+        const rows = await Promise.all(
+          listed.map(async (item): Promise<StoredVideo> => {
+            const id = item.key.slice(prefix.length, -4);
+            const etag = strongTag(item.etag);
+            const meta = await cachedMeta(id, etag, item.mtimeMs, signal);
+            return { id, size: item.size, mtimeMs: item.mtimeMs, etag, meta };
+          }),
+        );
+        videos.push(...rows);
         token = page.nextToken;
       } while (token !== undefined);
       return videos;
