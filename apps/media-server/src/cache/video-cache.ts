@@ -76,6 +76,7 @@ export class VideoCache {
   readonly #entries = new Map<string, Entry>();
   readonly #missCounts = new Map<string, number>();
   readonly #loading = new Map<string, AbortController>();
+  readonly #inFlight = new Set<Promise<void>>();
   #bytes = 0;
   #pins = 0;
   #hits = 0;
@@ -135,7 +136,7 @@ export class VideoCache {
     this.#loading.set(key, controller);
     this.#loads++;
     const store = ByteStore.alloc(object.size, { segmentSize: this.#segmentSize });
-    load(store, controller.signal).then(
+    const loaded: Promise<void> = load(store, controller.signal).then(
       () => {
         this.#loading.delete(key);
         if (controller.signal.aborted) {
@@ -157,6 +158,8 @@ export class VideoCache {
         this.#loadFailures++;
       },
     );
+    this.#inFlight.add(loaded);
+    void loaded.finally(() => this.#inFlight.delete(loaded));
   }
 
   /** Drops every version of video `id` (after a delete or replace). Pinned bytes go when their pins do. */
@@ -168,7 +171,7 @@ export class VideoCache {
 
   /** Resolves once no load is in flight (tests and shutdown). */
   async settled(): Promise<void> {
-    while (this.#loading.size > 0) await new Promise((resolve) => setTimeout(resolve, 5));
+    while (this.#inFlight.size > 0) await Promise.all(this.#inFlight);
   }
 
   /** Stops loads in flight and drops every unpinned entry. */
