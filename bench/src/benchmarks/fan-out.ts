@@ -1,6 +1,7 @@
 import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
 import {
   Broadcast,
+  type BroadcastChunk,
   type BroadcastCoalesceOptions,
   type BroadcastConsumer,
   DisconnectedError,
@@ -77,11 +78,35 @@ async function until(gate: Gate, due: number): Promise<void> {
   }
 }
 
-/** Reads as fast as it can: everything pending, each time it is woken (a batch stays in use until the next). */
-async function fastReader(consumer: BroadcastConsumer, stats: Stats): Promise<void> {
-  for await (const batch of consumer.batches()) {
-    for (const chunk of batch) stats.fastBytes += chunk.bytes.length;
+/**
+ * How the fast consumers read: `'push'` hands each batch to a callback
+ * (`forEachBatch`, every consumer a write wakes served from one microtask);
+ * `'iterate'` is a `for await` over `batches()` (a promise per consumer per
+ * batch). Either way each batch is everything pending when it is woken, and
+ * stays in use until the consumer is done with it.
+ */
+type ReaderKind = 'push' | 'iterate';
+
+/** What a fast consumer does with a batch: looks at every chunk. */
+function countBytes(batch: readonly BroadcastChunk[]): number {
+  let bytes = 0;
+  for (const chunk of batch) bytes += chunk.bytes.length;
+  return bytes;
+}
+
+/** Reads as fast as it can: looks at every chunk of every batch. */
+async function fastReader(
+  consumer: BroadcastConsumer,
+  stats: Stats,
+  kind: ReaderKind,
+): Promise<void> {
+  if (kind === 'push') {
+    await consumer.forEachBatch((batch) => {
+      stats.fastBytes += countBytes(batch);
+    });
+    return;
   }
+  for await (const batch of consumer.batches()) stats.fastBytes += countBytes(batch);
 }
 
 /**
@@ -124,6 +149,7 @@ interface Shape {
   consumers: number;
   slow: number;
   policy: SlowConsumerPolicy;
+  reader?: ReaderKind;
   description: string;
   role?: BenchCase<State>['role'];
 }
@@ -148,7 +174,7 @@ function fanOutCase(shape: Shape): BenchCase<State> {
           name: `viewer-${++n}`,
         });
       for (let i = 0; i < shape.consumers - shape.slow; i++) {
-        void fastReader(subscribe(), s.stats);
+        void fastReader(subscribe(), s.stats, shape.reader ?? 'push');
       }
       for (let i = 0; i < shape.slow; i++) {
         void slowReader(broadcast, subscribe, s.stats, s.gate);

@@ -33,6 +33,7 @@ export type {
 } from './lib/fan-out';
 export { Broadcast } from './lib/fan-out';
 export type {
+  BroadcastBatchHandler,
   BroadcastChunk,
   BroadcastCoalesceOptions,
   BroadcastConsumerEvents,

@@ -7,6 +7,7 @@ import {
   type BackpressureError,
   ClosedError,
   DisconnectedError,
+  InvalidArgumentError,
 } from './errors';
 import type { ChunkIndex, ChunkRecord } from './fan-out-index';
 import { type StageMetrics, StallClock } from './metrics';
@@ -295,6 +296,24 @@ export interface BroadcastPipeOptions {
 }
 
 /**
+ * The callback of {@link BroadcastConsumer.forEachBatch}: receives everything
+ * pending for the consumer as one read-only array of chunks (the same
+ * zero-copy chunks `read()` hands out). The chunks are in use while it runs
+ * and, if it returns a promise, until that settles; no other batch is
+ * delivered meanwhile. Throwing (or rejecting) ends the consumer.
+ *
+ * @example
+ * ```ts
+ * import type { BroadcastBatchHandler } from 'backpressure-stream';
+ * const count: BroadcastBatchHandler = (batch) => {
+ *   for (const chunk of batch) total += chunk.bytes.length;
+ * };
+ * await viewer.forEachBatch(count);
+ * ```
+ */
+export type BroadcastBatchHandler = (batch: readonly BroadcastChunk[]) => void | PromiseLike<void>;
+
+/**
  * @internal What a consumer needs from its broadcast; the broadcast implements
  * it with a private object so this state does not become public API.
  */
@@ -321,6 +340,12 @@ export interface BroadcastHost {
    * reader no longer waits.
    */
   park(link: ConsumerLink): void;
+  /**
+   * A `forEachBatch()` consumer has a batch due: the broadcast calls its
+   * `flush()` from one microtask shared by every consumer due meanwhile, so
+   * waking hundreds of them costs one job, not a promise chain each.
+   */
+  enqueue(link: ConsumerLink): void;
 }
 
 /** @internal What the broadcast calls on each consumer; closures over the consumer's private state. */
@@ -344,6 +369,8 @@ export interface ConsumerHooks {
    * something arrives), or `undefined` once no reader waits.
    */
   expire(now: number): number | undefined;
+  /** A `forEachBatch()` consumer's batch is due (see `BroadcastHost.enqueue`): hand it over. */
+  flush(): void;
   ended(): void;
   aborted(reason: unknown): void;
   /** A `'block'` consumer at its budget: the producer must wait. */
@@ -355,7 +382,7 @@ export interface ConsumerHooks {
  * consumer only when the ring's write offset after the write passes its
  * `trigger`: the first offset at which its policy might have to act, a chunk
  * it holds might be lapped, or a waiting reader is due to be woken. It keeps
- * a lower bound of every trigger (`BroadcastHost.schedule`): a write that
+ * a lower bound of every trigger (`BroadcastHost.enqueue`): a write that
  * does not pass it (most writes) does no work per consumer at all; one that
  * does compares each consumer's trigger once.
  *
@@ -404,12 +431,26 @@ type Settle = (value: IteratorResult<BroadcastChunk | BroadcastChunk[]> | Waiter
 interface Waiter {
   /** A `readBatch()` (everything pending) rather than a `read()` (one chunk). */
   batch: boolean;
+  /**
+   * `forEachBatch()`: the handler. Such a waiter is woken through the
+   * broadcast's shared microtask (`BroadcastHost.enqueue`) instead of its
+   * own promise, and parks again after each batch until the consumer leaves.
+   */
+  push: BroadcastBatchHandler | undefined;
   /** Resolves with a chunk or, for a batch, an array of them (or the waiter, to take it later). */
   resolve: Settle;
   reject: (error: unknown) => void;
   signal: AbortSignal | undefined;
   onAbort: (() => void) | undefined;
   then: ((this: Waiter, resolve: Settle, reject: (error: unknown) => void) => void) | undefined;
+}
+
+function isThenable(value: unknown): value is PromiseLike<void> {
+  return (
+    (typeof value === 'object' || typeof value === 'function') &&
+    value !== null &&
+    typeof (value as { then?: unknown }).then === 'function'
+  );
 }
 
 /** Detaches a waiter from its signal once it is settled. */
@@ -515,6 +556,15 @@ export class BroadcastConsumer
   #phase: Phase = 'open';
   #error: BackpressureError | undefined;
   #waiters: Waiter[] = [];
+  /**
+   * `coalesce.minBytes`, or `NaN` without coalescing; with `#dropHeard`,
+   * kept on the consumer itself so a wake-up reads no other object.
+   */
+  readonly #minBytes: number;
+  /** A `'drop'` listener was ever added (then the policy is applied write by write). */
+  #dropHeard = false;
+  /** The `forEachBatch()` waiter, from the call until the consumer leaves (parked or not). */
+  #pushing: Waiter | undefined;
   /** Set by the policy inside `prepare`: wake a waiting reader after this write, coalescing or not. */
   #wakeNow = false;
   #peak = 0;
@@ -548,6 +598,7 @@ export class BroadcastConsumer
     this.budget = options.budget;
     this.maxSkip = options.maxSkip;
     this.coalesce = options.coalesce;
+    this.#minBytes = options.coalesce?.minBytes ?? Number.NaN;
     const { chunks, ring } = host;
     const end = chunks.end;
     let next = end;
@@ -587,6 +638,7 @@ export class BroadcastConsumer
       prepare: (incoming, reclaimFrom) => this.#prepare(incoming, reclaimFrom),
       catchUp: () => this.#catchUp(),
       written: () => this.#written(),
+      flush: () => this.#runPush(),
       expire: (at) => this.#expire(at),
       ended: () => {
         // Nothing holds a producer that has finished.
@@ -622,8 +674,8 @@ export class BroadcastConsumer
 
   /**
    * Calls `listener` on every `event`; returns a function that unsubscribes.
-   * While a `'drop-oldest'` consumer has a `'drop'` listener its policy is
-   * applied write by write, so each event comes from the write that caused
+   * Once a `'drop-oldest'` consumer has had a `'drop'` listener its policy
+   * is applied write by write, so each event comes from the write that caused
    * it (without one, drops are worked out when they can be observed; see
    * {@link BroadcastConsumerMetrics}).
    *
@@ -638,6 +690,7 @@ export class BroadcastConsumer
   ): () => void {
     if (event === 'drop' && this.#phase === 'open') {
       this.#catchUp();
+      this.#dropHeard = true;
       const off = super.on(event, listener);
       this.#retrigger();
       return off;
@@ -720,6 +773,7 @@ export class BroadcastConsumer
   read(options: WaitOptions = {}): Promise<IteratorResult<BroadcastChunk>> {
     if (this.#phase === 'failed') return Promise.reject(this.#error);
     if (this.#phase !== 'open') return Promise.resolve(DONE);
+    if (this.#pushing !== undefined) return Promise.reject(this.#pushingError());
     this.#catchUp();
     const chunk = this.#take();
     if (chunk !== undefined) {
@@ -758,6 +812,7 @@ export class BroadcastConsumer
   readBatch(options: WaitOptions = {}): Promise<IteratorResult<BroadcastChunk[]>> {
     if (this.#phase === 'failed') return Promise.reject(this.#error);
     if (this.#phase !== 'open') return Promise.resolve(DONE);
+    if (this.#pushing !== undefined) return Promise.reject(this.#pushingError());
     this.#catchUp();
     const batch = this.#takeAll();
     if (batch !== undefined) {
@@ -796,6 +851,76 @@ export class BroadcastConsumer
       [Symbol.asyncIterator]: () => iterator,
     };
     return iterator;
+  }
+
+  /**
+   * Push mode: calls `handler` with everything pending each time the
+   * consumer is woken (per its `coalesce` option, as a waiting
+   * `readBatch()` would be), until the broadcast ends; resolves then, or
+   * after `close()`. The cheapest way to serve many consumers on one thread:
+   * every consumer a `write()` wakes is served from one shared microtask,
+   * with no promise per consumer per batch, and consumers woken at the same
+   * point share one frozen batch array.
+   *
+   * The batch is in use while the handler runs and, if it returns a
+   * promise, until that settles (then the next batch comes at once if
+   * anything is pending); it is released afterwards. A handler that throws
+   * or rejects ends the consumer and the returned promise rejects with its
+   * error; a consumer cut off rejects it with {@link DisconnectedError} (or
+   * {@link AbortedError}); the signal closes the consumer and rejects it
+   * with {@link AbortedError}. While it runs, `read()` and `readBatch()`
+   * reject with {@link InvalidArgumentError}, as does a second call.
+   *
+   * @example
+   * ```ts
+   * const viewer = live.subscribe({ policy: 'drop-oldest', budget: 4 * 2 ** 20, coalesce: { maxWaitMs: 5 } });
+   * let bytes = 0;
+   * await viewer.forEachBatch((batch) => {
+   *   for (const chunk of batch) bytes += chunk.bytes.length; // in use until the handler returns
+   * });
+   * ```
+   */
+  forEachBatch(handler: BroadcastBatchHandler, options: WaitOptions = {}): Promise<void> {
+    if (typeof handler !== 'function') {
+      return Promise.reject(
+        new InvalidArgumentError(
+          `consumer ${this.name}: forEachBatch() needs a function, got ${handler === null ? 'null' : typeof handler}`,
+        ),
+      );
+    }
+    if (this.#phase === 'failed') return Promise.reject(this.#error);
+    if (this.#phase !== 'open') return Promise.resolve();
+    if (this.#pushing !== undefined || this.#waiters.length > 0) {
+      return Promise.reject(this.#pushingError());
+    }
+    const signal = options.signal;
+    if (signal?.aborted) return Promise.reject(abortError(`forEachBatch on ${this.name}`, signal));
+    return new Promise<void>((resolve, reject) => {
+      const waiter: Waiter = {
+        batch: true,
+        push: handler,
+        resolve: () => resolve(),
+        reject,
+        signal,
+        onAbort: undefined,
+        then: undefined,
+      };
+      this.#pushing = waiter;
+      if (signal !== undefined) {
+        waiter.onAbort = () => {
+          waiter.reject(abortError(`forEachBatch on ${this.name}`, signal));
+          this.close();
+        };
+        signal.addEventListener('abort', waiter.onAbort, { once: true });
+      }
+      this.#catchUp();
+      // What is pending already comes at once, but never from inside this call.
+      if (this.#awaiting === undefined && this.#next < this.#host.chunks.end) {
+        this.#host.enqueue(this.#link);
+      } else {
+        this.#park(waiter);
+      }
+    });
   }
 
   /**
@@ -1002,6 +1127,7 @@ export class BroadcastConsumer
     return new Promise<IteratorResult<T>>((resolve, reject) => {
       const waiter: Waiter = {
         batch,
+        push: undefined,
         resolve: resolve as Settle,
         reject,
         signal,
@@ -1056,6 +1182,73 @@ export class BroadcastConsumer
     unhook(waiter);
     if (this.#phase === 'failed') reject(this.#error);
     else resolve(DONE);
+  }
+
+  /**
+   * A `forEachBatch()` batch is due (from the broadcast's shared microtask,
+   * or once the previous handler's promise settled): hands everything
+   * pending to the handler, again while more is pending, then parks.
+   */
+  #runPush(): void {
+    const waiter = this.#pushing;
+    const handler = waiter?.push;
+    if (waiter === undefined || handler === undefined) return;
+    while (this.#phase === 'open') {
+      this.#catchUp();
+      const batch = this.#takeShared();
+      if (batch === undefined) {
+        if (this.#host.ended()) this.#leave('ended', undefined);
+        // Nothing pending (the policy may have dropped it since the wake-up): wait again.
+        else this.#park(waiter);
+        return;
+      }
+      this.#retrigger();
+      let result: void | PromiseLike<void>;
+      try {
+        result = handler(batch);
+      } catch (error) {
+        this.#pushFailed(waiter, error);
+        return;
+      }
+      if (isThenable(result)) {
+        result.then(
+          () => {
+            this.#releaseAll();
+            this.#runPush();
+          },
+          (error: unknown) => this.#pushFailed(waiter, error),
+        );
+        return;
+      }
+      this.#releaseAll();
+    }
+  }
+
+  /** `release()` of everything, without its search: what a push handler's return does. */
+  #releaseAll(): void {
+    if (this.policy === 'block' || this.#phase !== 'open') {
+      this.release();
+      return;
+    }
+    this.#catchUp();
+    this.#notePeak();
+    // Emptied in place, by pop() (setting length is a runtime call): this runs once per
+    // batch per consumer, and the array almost always holds one range.
+    const held = this.#held;
+    while (held.length > 0) held.pop();
+    this.#heldBytes = 0;
+  }
+
+  #pushFailed(waiter: Waiter, error: unknown): void {
+    // Rejected first, so leaving (which settles it too) cannot resolve it.
+    waiter.reject(error);
+    this.#leave('closed', undefined);
+  }
+
+  #pushingError(): InvalidArgumentError {
+    return new InvalidArgumentError(
+      `consumer ${this.name} is read by forEachBatch() or has a read pending: one reader at a time`,
+    );
   }
 
   /** Bytes written that this consumer has not been handed yet. */
@@ -1120,13 +1313,13 @@ export class BroadcastConsumer
     const { chunks, ring } = this.#host;
     const pending = this.#next < chunks.end;
     const waiting = this.#waiters.length > 0;
-    const coalesce = this.coalesce;
+    const minBytes = this.#minBytes;
     const schedule = this.#host.schedule;
     if (
       this.policy === 'block' ||
       this.#awaiting !== undefined ||
-      // A reader waiting for data, woken by the next chunk.
-      (waiting && coalesce === undefined)
+      // A reader waiting for data, woken by the next chunk (NaN: no coalescing).
+      (waiting && Number.isNaN(minBytes))
     ) {
       link.trigger = Number.NEGATIVE_INFINITY;
       schedule.minTrigger = Number.NEGATIVE_INFINITY;
@@ -1136,7 +1329,7 @@ export class BroadcastConsumer
     // The policy acts once what it keeps would exceed the budget; a deferred one
     // (see ConsumerLink) waits for a reader, a listener or the catch-up pass.
     let trigger =
-      this.policy === 'drop-oldest' && !waiting && this.listenerCount('drop') === 0
+      this.policy === 'drop-oldest' && !waiting && !this.#dropHeard
         ? Number.POSITIVE_INFINITY
         : nextAt + this.budget - this.#heldBytes;
     // A chunk in use is lapped once the writer passes it by a whole ring.
@@ -1144,8 +1337,8 @@ export class BroadcastConsumer
     if (held.length > 0) {
       trigger = Math.min(trigger, chunks.get(held[0] as number).at + this.#host.capacity);
     }
-    if (waiting && coalesce !== undefined) {
-      trigger = Math.min(trigger, nextAt + this.#threshold(coalesce.minBytes) - 1);
+    if (waiting && !Number.isNaN(minBytes)) {
+      trigger = Math.min(trigger, nextAt + this.#threshold(minBytes) - 1);
     }
     link.trigger = trigger;
     if (trigger < schedule.minTrigger) schedule.minTrigger = trigger;
@@ -1154,8 +1347,31 @@ export class BroadcastConsumer
   #prepare(incoming: ChunkRecord, reclaimFrom: number): void {
     if (this.#phase !== 'open') return;
     this.#catchUp();
-    this.#notePeak();
     const n = incoming.length;
+    if (this.#awaiting === undefined) {
+      // The usual case (a coalescing reader due for a wake-up): within budget and
+      // clear of the writer, so the policy has nothing to do. Worked out once, inline:
+      // with hundreds of consumers this runs for each of them at every wake-up.
+      const chunks = this.#host.chunks;
+      const next = this.#next;
+      const pending = next < chunks.end ? this.#host.bytesIn() - chunks.get(next).pos : 0;
+      const buffered = this.#heldBytes + pending;
+      if (buffered > this.#peak) this.#peak = buffered;
+      const held = this.#held;
+      if (
+        this.policy === 'block' ||
+        (buffered + n <= this.budget &&
+          (held.length > 0
+            ? chunks.get(held[0] as number).at
+            : pending > 0
+              ? chunks.get(next).at
+              : reclaimFrom) >= reclaimFrom)
+      ) {
+        this.#settled = incoming.seq + 1;
+        return;
+      }
+    }
+    this.#notePeak();
     // What happens to the incoming chunk is counted last, once the consumer is sure to stay.
     let fate: 'offered' | 'skipped' | 'ignored' = 'offered';
     let event: ['drop' | 'skip', number, number] | undefined;
@@ -1312,12 +1528,8 @@ export class BroadcastConsumer
   #written(): void {
     if (this.#phase !== 'open') return;
     if (this.#waiters.length > 0) {
-      const coalesce = this.coalesce;
-      if (
-        coalesce === undefined ||
-        this.#wakeNow ||
-        this.#pending() >= this.#threshold(coalesce.minBytes)
-      ) {
+      const minBytes = this.#minBytes;
+      if (Number.isNaN(minBytes) || this.#wakeNow || this.#pending() >= this.#threshold(minBytes)) {
         this.#deliver();
       }
     }
@@ -1351,7 +1563,8 @@ export class BroadcastConsumer
         if (this.#awaiting !== undefined || this.#next >= chunks.end) break;
         waiters.shift();
         // Taken when the reader runs (see Waiter); waiters behind it wait for the next write.
-        waiter.resolve(waiter);
+        if (waiter.push !== undefined) this.#host.enqueue(this.#link);
+        else waiter.resolve(waiter);
         break;
       }
       const value = this.#take();
@@ -1375,6 +1588,18 @@ export class BroadcastConsumer
   }
 
   #takeAll(): BroadcastChunk[] | undefined {
+    const from = this.#takePending();
+    return from === undefined ? undefined : this.#host.chunks.views(from, this.#next);
+  }
+
+  /** As `#takeAll()`, in the array shared by consumers taking the same chunks (`forEachBatch()`). */
+  #takeShared(): readonly BroadcastChunk[] | undefined {
+    const from = this.#takePending();
+    return from === undefined ? undefined : this.#host.chunks.sharedViews(from, this.#next);
+  }
+
+  /** Hands out every pending chunk; returns the first one's sequence number, or `undefined` if none is pending. */
+  #takePending(): number | undefined {
     const chunks = this.#host.chunks;
     const from = this.#next;
     const to = chunks.end;
@@ -1384,7 +1609,7 @@ export class BroadcastConsumer
     this.#next = to;
     this.#bytesOut += bytes;
     this.#chunksOut += to - from;
-    return chunks.views(from, to);
+    return from;
   }
 
   /** Records chunks `[from, to)` of `bytes` bytes as handed out. */
@@ -1429,7 +1654,11 @@ export class BroadcastConsumer
     this.#stall.stop();
     this.#detach?.();
     this.#detach = undefined;
-    for (const waiter of this.#waiters.splice(0)) {
+    const waiters = this.#waiters.splice(0);
+    // A forEachBatch() waiter is not parked while its batch is due or its handler runs.
+    if (this.#pushing !== undefined && !waiters.includes(this.#pushing))
+      waiters.push(this.#pushing);
+    for (const waiter of waiters) {
       unhook(waiter);
       if (error !== undefined) waiter.reject(error);
       else waiter.resolve(DONE);

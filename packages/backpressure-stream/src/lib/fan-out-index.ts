@@ -34,6 +34,12 @@ export class ChunkIndex {
   #views: BroadcastChunk[] = [];
   #head = 0;
   #first = 0;
+  /** The last `sharedViews()` answer. */
+  #shared: { from: number; to: number; views: readonly BroadcastChunk[] } = {
+    from: 0,
+    to: 0,
+    views: [],
+  };
 
   /** Sequence number of the oldest record still held. */
   get first(): number {
@@ -67,6 +73,20 @@ export class ChunkIndex {
   views(from: number, to: number): BroadcastChunk[] {
     const base = this.#head - this.#first;
     return this.#views.slice(base + from, base + to);
+  }
+
+  /**
+   * Chunks `[from, to)` in a frozen array shared with every caller asking
+   * for the same range before another range is asked for: consumers woken
+   * at the same point (the usual case in fan-out) share one array.
+   */
+  sharedViews(from: number, to: number): readonly BroadcastChunk[] {
+    const last = this.#shared;
+    // Sequence numbers never name another chunk, so the range alone identifies the answer.
+    if (last.from === from && last.to === to) return last.views;
+    const views = this.views(from, to);
+    this.#shared = { from, to, views };
+    return views;
   }
 
   push(record: ChunkRecord, view: BroadcastChunk): void {

@@ -189,6 +189,16 @@ export class Broadcast extends Emitter<BroadcastEvents> {
    */
   #parked: ConsumerLink[] = [];
   #timer: ReturnType<typeof setTimeout> | undefined;
+  /** `forEachBatch()` consumers with a batch due, served by one microtask (see BroadcastHost.enqueue). */
+  #due: ConsumerLink[] = [];
+  readonly #flush = () => {
+    const due = this.#due;
+    this.#due = [];
+    for (let i = 0; i < due.length; i++) {
+      const link = due[i] as ConsumerLink;
+      if (!link.gone) link.hooks.flush();
+    }
+  };
   #timerAt = Number.POSITIVE_INFINITY;
   /** The shortest `maxWaitMs` of any consumer so far: how soon after a write the timer must look. */
   #minWaitMs = Number.POSITIVE_INFINITY;
@@ -272,6 +282,10 @@ export class Broadcast extends Emitter<BroadcastEvents> {
         if (link.parked) return;
         link.parked = true;
         this.#parked.push(link);
+      },
+      enqueue: (link) => {
+        this.#due.push(link);
+        if (this.#due.length === 1) queueMicrotask(this.#flush);
       },
     };
     const signal = options.signal;
