@@ -903,6 +903,7 @@ export class BroadcastConsumer
         reject,
         signal,
         onAbort: undefined,
+        // biome-ignore lint/suspicious/noThenProperty: not a thenable; the field exists on every waiter (see Waiter).
         then: undefined,
       };
       this.#pushing = waiter;
