@@ -1454,6 +1454,25 @@ export class BroadcastConsumer
     if (this.#host.bytesIn() - chunks.get(next).pos <= room) return;
     const first = next;
     let bytes = 0;
+    if (this.#peak >= held + Math.max(room, this.#host.maxChunk)) {
+      // After any write what it keeps is at most `room` (or the one chunk just written),
+      // so the peak cannot rise; and since each write needs at least the drops of the one
+      // before it, only the last write's matter: a binary search, not a replay. (A
+      // consumer lagging at its budget, such as a slow viewer, is always in this case.)
+      const after = this.#host.bytesIn();
+      let hi = end - 1;
+      while (next < hi) {
+        const mid = (next + hi) >>> 1;
+        if (after - chunks.get(mid).pos > room) next = mid + 1;
+        else hi = mid;
+      }
+      if (next === first) return;
+      bytes = chunks.get(next).pos - chunks.get(first).pos;
+      this.#next = next;
+      this.#dropped(bytes, next - first);
+      this.emit('drop', bytes, next - first);
+      return;
+    }
     let peak = held + chunks.get(from).pos - chunks.get(next).pos;
     for (let seq = from; seq < end; seq++) {
       const record = chunks.get(seq);
