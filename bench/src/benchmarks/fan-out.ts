@@ -293,7 +293,7 @@ export const fanOut = defineBenchmark<State>({
     'the wake-up coalescing a live-video server would use, `coalesce: { maxWaitMs: 5 }`: a waiting reader is woken ' +
     "at the latest 5 ms after data arrived for it (sooner when the next chunk could take it over its budget: at the producer's " +
     'full speed, every 64 chunks) and then takes everything pending as one batch; a few milliseconds are invisible to a ' +
-    "video player. 180 read as fast as they can (`forEachBatch()`, adding up the length of every chunk of each batch; " +
+    'video player. 180 read as fast as they can (`forEachBatch()`, adding up the length of every chunk of each batch; ' +
     'one row shows the same with `for await` over `batches()`), 20 read ' +
     'one chunk at a time at 100 KB/s (paced by a clock that runs only while the case is measured, so they do not read on ' +
     'while the other cases run), releasing each chunk as soon as they take it (one that keeps a chunk in use while it ' +
