@@ -353,8 +353,11 @@ export interface ConsumerHooks {
   readonly blocking: boolean;
   /** Block consumers: ring bytes the writer may fill without touching bytes this consumer holds. */
   free(): number;
-  /** Applies the policy to a chunk about to be written; may disconnect the consumer. */
-  prepare(incoming: ChunkRecord, reclaimFrom: number): void;
+  /**
+   * Applies the policy to a chunk about to be written; may disconnect the
+   * consumer. Returns whether `written()` must follow once the chunk is in.
+   */
+  prepare(incoming: ChunkRecord, reclaimFrom: number): boolean;
   /**
    * Applies a deferred policy to the chunks written since it was last applied
    * (see `ConsumerLink`); the broadcast calls it on every consumer every few
@@ -398,6 +401,13 @@ export interface ConsumerLink {
   readonly hooks: ConsumerHooks;
   /** Ring offset; `-Infinity`: visit on every write; `Infinity`: never (left). */
   trigger: number;
+  /**
+   * Defers a `'drop-oldest'` policy (see above): the only kind of consumer
+   * the periodic catch-up pass has anything to do for. Any other keeps
+   * within its budget write by write, so its records from `next` on are
+   * all it can need.
+   */
+  lazy: boolean;
   /** In this write's list of consumers to call `written()` on. */
   touched: boolean;
   /** In the broadcast's list of parked coalescing readers the timer serves (left lazily). */
@@ -1194,16 +1204,19 @@ export class BroadcastConsumer
     const waiter = this.#pushing;
     const handler = waiter?.push;
     if (waiter === undefined || handler === undefined) return;
+    // Runs for every consumer a write wakes: checks are inlined where they save a call.
+    const chunks = this.#host.chunks;
     while (this.#phase === 'open') {
-      this.#catchUp();
-      const batch = this.#takeShared();
-      if (batch === undefined) {
+      if (this.#settled < chunks.end) this.#catchUp();
+      const from = this.#takePending();
+      if (from === undefined) {
         if (this.#host.ended()) this.#leave('ended', undefined);
         // Nothing pending (the policy may have dropped it since the wake-up): wait again.
         else this.#park(waiter);
         return;
       }
-      this.#retrigger();
+      const batch = chunks.sharedViews(from, this.#next);
+      this.#guardHeld();
       let result: void | PromiseLike<void>;
       try {
         result = handler(batch);
@@ -1231,8 +1244,13 @@ export class BroadcastConsumer
       this.release();
       return;
     }
-    this.#catchUp();
-    this.#notePeak();
+    const chunks = this.#host.chunks;
+    const end = chunks.end;
+    if (this.#settled < end) this.#catchUp();
+    const next = this.#next;
+    const buffered =
+      this.#heldBytes + (next < end ? this.#host.bytesIn() - chunks.get(next).pos : 0);
+    if (buffered > this.#peak) this.#peak = buffered;
     // Emptied in place, by pop() (setting length is a runtime call): this runs once per
     // batch per consumer, and the array almost always holds one range.
     const held = this.#held;
@@ -1293,6 +1311,23 @@ export class BroadcastConsumer
   }
 
   /**
+   * Chunks were just taken: of everything `#retrigger()` weighs, only
+   * the lapping of the oldest chunk in use can have moved the trigger down
+   * (the budget's trigger rises by what is taken), so this is all it
+   * recomputes.
+   */
+  #guardHeld(): void {
+    const held = this.#held;
+    if (held.length === 0) return;
+    const lapped = this.#host.chunks.get(held[0] as number).at + this.#host.capacity;
+    const link = this.#link;
+    if (lapped >= link.trigger) return;
+    link.trigger = lapped;
+    const schedule = this.#host.schedule;
+    if (lapped < schedule.minTrigger) schedule.minTrigger = lapped;
+  }
+
+  /**
    * Sets the ring offset past which the next write must call into this
    * consumer (see {@link ConsumerLink}); anything earlier than necessary is
    * safe, only later is not. Ring offsets run ahead of stream offsets by
@@ -1309,6 +1344,7 @@ export class BroadcastConsumer
     const link = this.#link;
     if (this.#phase !== 'open') {
       link.trigger = Number.POSITIVE_INFINITY;
+      link.lazy = false;
       return;
     }
     const { chunks, ring } = this.#host;
@@ -1322,6 +1358,8 @@ export class BroadcastConsumer
       // A reader waiting for data, woken by the next chunk (NaN: no coalescing).
       (waiting && Number.isNaN(minBytes))
     ) {
+      // Called on every write, so always up to date.
+      link.lazy = false;
       link.trigger = Number.NEGATIVE_INFINITY;
       schedule.minTrigger = Number.NEGATIVE_INFINITY;
       return;
@@ -1329,10 +1367,12 @@ export class BroadcastConsumer
     const nextAt = pending ? chunks.get(this.#next).at : ring.writeOffset;
     // The policy acts once what it keeps would exceed the budget; a deferred one
     // (see ConsumerLink) waits for a reader, a listener or the catch-up pass.
-    let trigger =
-      this.policy === 'drop-oldest' && !waiting && !this.#dropHeard
-        ? Number.POSITIVE_INFINITY
-        : nextAt + this.budget - this.#heldBytes;
+    const lazy = this.policy === 'drop-oldest' && !waiting && !this.#dropHeard;
+    // Deferring from now on: settled up to now first (within budget until now, so this
+    // only moves `#settled`), as the catch-up pass did not visit it meanwhile.
+    if (lazy && !link.lazy && this.#settled < chunks.end) this.#catchUp();
+    link.lazy = lazy;
+    let trigger = lazy ? Number.POSITIVE_INFINITY : nextAt + this.budget - this.#heldBytes;
     // A chunk in use is lapped once the writer passes it by a whole ring.
     const held = this.#held;
     if (held.length > 0) {
@@ -1345,9 +1385,13 @@ export class BroadcastConsumer
     if (trigger < schedule.minTrigger) schedule.minTrigger = trigger;
   }
 
-  #prepare(incoming: ChunkRecord, reclaimFrom: number): void {
-    if (this.#phase !== 'open') return;
-    this.#catchUp();
+  /**
+   * Applies the policy to a chunk about to be written (see `ConsumerHooks`);
+   * returns whether the broadcast must call `#written()` once it is in.
+   */
+  #prepare(incoming: ChunkRecord, reclaimFrom: number): boolean {
+    if (this.#phase !== 'open') return false;
+    if (this.#settled < this.#host.chunks.end) this.#catchUp();
     const n = incoming.length;
     if (this.#awaiting === undefined) {
       // The usual case (a coalescing reader due for a wake-up): within budget and
@@ -1369,7 +1413,11 @@ export class BroadcastConsumer
               : reclaimFrom) >= reclaimFrom)
       ) {
         this.#settled = incoming.seq + 1;
-        return;
+        return (
+          this.#pushing === undefined ||
+          this.policy === 'block' ||
+          !this.#wakePush(incoming, pending)
+        );
       }
     }
     this.#notePeak();
@@ -1388,7 +1436,7 @@ export class BroadcastConsumer
         if (fate === 'skipped') {
           if (this.#skipped + n > this.maxSkip) {
             this.#skippedTooFar(this.#skipped + n);
-            return;
+            return true;
           }
           this.#skipped += n;
           event = ['skip', n, 1];
@@ -1398,7 +1446,7 @@ export class BroadcastConsumer
       if (this.policy === 'disconnect') {
         const lag = this.#buffered() + n;
         this.#leave('failed', new DisconnectedError(this.name, 'lagged', lag, this.budget));
-        return;
+        return true;
       }
       if (this.policy === 'drop-oldest') {
         const chunks = this.#host.chunks;
@@ -1411,7 +1459,7 @@ export class BroadcastConsumer
         event = ['drop', this.#bytesDropped - before, this.#next - from];
       } else {
         const skip = this.#skip(incoming, reclaimFrom);
-        if (skip === undefined) return;
+        if (skip === undefined) return true;
         if (skip.waiting) fate = 'skipped';
         event = ['skip', skip.bytes, skip.chunks];
       }
@@ -1421,7 +1469,7 @@ export class BroadcastConsumer
       // Checked before the write: the chunks it holds must never change under it.
       const lag = this.#buffered() + (fate === 'offered' ? n : 0);
       this.#leave('failed', new DisconnectedError(this.name, 'lapped', lag, this.#host.capacity));
-      return;
+      return true;
     }
     if (fate === 'ignored') {
       // Not part of its stream: take it out of the count the broadcast's totals give.
@@ -1431,6 +1479,37 @@ export class BroadcastConsumer
     if (fate === 'skipped') this.#dropped(n, 1);
     this.#settled = incoming.seq + 1;
     if (event !== undefined) this.emit(event[0], event[1], event[2]);
+    return true;
+  }
+
+  /**
+   * `#written()` worked out ahead, for the usual wake-up: a waiting
+   * `forEachBatch()` consumer with nothing in use, whose batch the incoming
+   * chunk (`pending` bytes already wait) makes due. Queues the batch and
+   * sets the trigger `#retrigger()` would once the waiter is off; returns
+   * `false` (nothing done) in any other case.
+   */
+  #wakePush(incoming: ChunkRecord, pending: number): boolean {
+    const waiters = this.#waiters;
+    if (waiters.length !== 1 || this.#held.length > 0) return false;
+    const minBytes = this.#minBytes;
+    if (!Number.isNaN(minBytes) && pending + incoming.length < this.#threshold(minBytes)) {
+      return false;
+    }
+    waiters.pop();
+    const link = this.#link;
+    this.#host.enqueue(link);
+    if (this.policy === 'drop-oldest' && !this.#dropHeard) {
+      link.trigger = Number.POSITIVE_INFINITY;
+      link.lazy = true;
+      return true;
+    }
+    const nextAt = pending > 0 ? this.#host.chunks.get(this.#next).at : incoming.at;
+    const trigger = nextAt + this.budget - this.#heldBytes;
+    link.trigger = trigger;
+    const schedule = this.#host.schedule;
+    if (trigger < schedule.minTrigger) schedule.minTrigger = trigger;
+    return true;
   }
 
   /**

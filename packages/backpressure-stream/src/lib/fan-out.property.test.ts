@@ -26,9 +26,11 @@ interface Plan {
    * How it reads: `read()` one chunk at a time, `readBatch()` everything
    * pending, or (not for `'block'`) `'parked'`: a `readBatch()` always
    * waiting, like a `for await` over `batches()` whose body runs between
-   * writes.
+   * writes, or `'push'`: a `forEachBatch()` handler, sync or (`asyncHandler`)
+   * keeping each batch until a promise settles.
    */
-  mode: 'read' | 'batch' | 'parked';
+  mode: 'read' | 'batch' | 'parked' | 'push';
+  asyncHandler: boolean;
   /** Wake-up coalescing, `minBytes` as a fraction of twice the budget (so sometimes beyond it). */
   coalesce: number | null;
   /** Chunks (or batches) to read after each write, cycled; 0 means it keeps what it read last in use. */
@@ -47,6 +49,8 @@ interface Viewer {
   parked:
     | { result?: IteratorResult<BroadcastChunk[]>; error?: unknown; seen?: boolean }
     | undefined;
+  /** `'push'`: how `forEachBatch()` ended, once it has, and whether the handler is stuck. */
+  push: { settled: boolean; error?: unknown; stuck: boolean } | undefined;
   error: unknown;
   /** Bytes it had lost before its first chunk: with none, it must start at a marker when asked to. */
   droppedBeforeFirst: number | undefined;
@@ -70,16 +74,24 @@ const scenario = fc
       capacity: fc.constant(capacity),
       maxChunk: fc.constant(maxChunk),
       chunks: fc.array(
-        fc.record({ size: fc.integer({ min: 1, max: maxChunk }), marker: fc.boolean() }),
+        fc.record({
+          size: fc.integer({ min: 1, max: maxChunk }),
+          marker: fc.boolean(),
+          // Written with the next one before any consumer runs (only in bursty runs).
+          burst: fc.boolean(),
+        }),
         { minLength: 1, maxLength: 300, size: 'large' },
       ),
+      // One run in four has bursts; the others keep their no-loss checks.
+      bursty: fc.nat(3).map((n) => n === 0),
       plans: fc.array(
         fc.record({
           policy,
           budget: fc.double({ min: 0, max: 1, noNaN: true }),
           start: fc.constantFrom<BroadcastStart>('newest', 'newest-marker', 'oldest'),
           joinAt: fc.nat(40),
-          mode: fc.constantFrom<Plan['mode']>('read', 'batch', 'parked'),
+          mode: fc.constantFrom<Plan['mode']>('read', 'batch', 'parked', 'push'),
+          asyncHandler: fc.boolean(),
           coalesce: fc.option(fc.double({ min: 0, max: 1, noNaN: true })),
           reads: fc.array(fc.nat(3), { minLength: 1, maxLength: 8 }),
           stuckAt: fc.option(fc.nat(60)),
@@ -141,6 +153,8 @@ async function runParked(viewer: Viewer, stuck: boolean): Promise<void> {
   const state = viewer.parked;
   if (state?.result === undefined || state.result.done === true || state.seen === true) return;
   state.seen = true;
+  // Cut off while the batch waited for the body (a burst lapped it): its bytes may be gone.
+  if (viewer.error !== undefined) return;
   received(viewer, state.result.value, true);
   if (stuck) return;
   viewer.consumer.release();
@@ -148,21 +162,64 @@ async function runParked(viewer: Viewer, stuck: boolean): Promise<void> {
   park(viewer);
 }
 
+/**
+ * `'push'`: `forEachBatch()` with a handler that takes each batch (in use
+ * until it returns, or until its promise settles) and, once stuck, returns
+ * a promise that never settles, keeping its last batch in use.
+ */
+function push(viewer: Viewer, stuckAt: () => boolean): void {
+  const state: NonNullable<Viewer['push']> = { settled: false, stuck: false };
+  viewer.push = state;
+  viewer.consumer
+    .forEachBatch((batch) => {
+      received(viewer, [...batch], true);
+      if (stuckAt()) {
+        state.stuck = true;
+        return new Promise<void>(() => {});
+      }
+      if (!viewer.plan.asyncHandler) {
+        viewer.held = [];
+        return;
+      }
+      return Promise.resolve().then(() => {
+        viewer.held = [];
+      });
+    })
+    .then(
+      () => {
+        state.settled = true;
+      },
+      (error: unknown) => {
+        state.settled = true;
+        state.error = error;
+      },
+    );
+}
+
+async function settle(): Promise<void> {
+  for (let i = 0; i < 5; i++) await Promise.resolve();
+}
+
 describe('Broadcast under random producers, budgets and read patterns', () => {
   it('keeps memory fixed, each policy its promise, and every handed-out chunk intact', async () => {
     const seen = new Set<string>();
     await fc.assert(
-      fc.asyncProperty(scenario, async ({ capacity, maxChunk, chunks, plans }) => {
+      fc.asyncProperty(scenario, async ({ capacity, maxChunk, chunks, plans, bursty }) => {
         const live = new Broadcast({ capacity, maxChunk });
         const maxBudget = live.maxBudget;
         const viewers: Viewer[] = [];
         let drains = 0;
         live.on('drain', () => drains++);
-        for (const [seq, { size, marker }] of chunks.entries()) {
+        let written = 0;
+        for (const [seq, { size, marker, burst }] of chunks.entries()) {
+          // The consumers run between writes, except after a write in a burst.
+          const yielded = seq === 0 || !bursty || !chunks[seq - 1]?.burst;
           for (const plan of plans) {
             if (plan.joinAt !== seq) continue;
             const budget = maxChunk + Math.floor(plan.budget * (maxBudget - maxChunk));
             if (plan.mode === 'parked' && plan.policy === 'block') plan.mode = 'batch';
+            // A block consumer that stops reading would hold the producer back for good.
+            if (plan.mode === 'push' && plan.policy === 'block') plan.stuckAt = null;
             const consumer = live.subscribe({
               policy: plan.policy,
               budget,
@@ -183,6 +240,7 @@ describe('Broadcast under random producers, budgets and read patterns', () => {
               got: [],
               held: [],
               parked: undefined,
+              push: undefined,
               error: undefined,
               droppedBeforeFirst: undefined,
             };
@@ -195,15 +253,22 @@ describe('Broadcast under random producers, budgets and read patterns', () => {
               }
             });
             if (plan.mode === 'parked') park(viewer);
+            if (plan.mode === 'push') {
+              push(viewer, () => plan.stuckAt !== null && written >= plan.stuckAt);
+            }
             viewers.push(viewer);
           }
           // A parked reader's body runs between writes: also right after it joined.
           for (const v of viewers) {
-            if (v.plan.mode !== 'parked') continue;
+            if (v.plan.mode !== 'parked' || !yielded) continue;
             await runParked(v, v.plan.stuckAt !== null && seq >= v.plan.stuckAt);
           }
+          if (yielded) await settle();
           const bytes = chunkOf(seq, size);
           const { result: ok, stats } = measureCopies(() => live.write(bytes, { marker }));
+          written++;
+          // Consumers that run right after the write may already free the producer.
+          const drainsBefore = drains;
           // The ring is all the memory: a write copies its bytes once and allocates nothing.
           expect(stats.bytesAllocated).toBe(0);
           expect(stats.bytesCopied).toBe(size);
@@ -211,21 +276,27 @@ describe('Broadcast under random producers, budgets and read patterns', () => {
             // Only block consumers ever hold the producer back.
             expect(ok).toBe(true);
           }
+          const yields = !bursty || !burst;
           for (const v of viewers) {
-            if (v.plan.mode !== 'parked') continue;
+            if (v.plan.mode !== 'parked' || !yields) continue;
             await runParked(v, v.plan.stuckAt !== null && seq >= v.plan.stuckAt);
           }
+          if (yields) await settle();
           if (!ok) {
             seen.add('stall');
             // A well-behaved producer waits: here, until the block consumers catch up.
-            const before = drains;
             for (const v of viewers) {
               if (v.plan.policy !== 'block') continue;
+              // A push consumer's handler runs and returns (or settles) by itself.
+              if (v.plan.mode === 'push') {
+                await settle();
+                continue;
+              }
               await readSome(v, Number.POSITIVE_INFINITY);
               v.consumer.release();
               v.held = [];
             }
-            expect(drains).toBe(before + 1);
+            expect(drains).toBe(drainsBefore + 1);
             expect(live.writable).toBe(true);
           }
           for (const v of viewers) {
@@ -239,14 +310,22 @@ describe('Broadcast under random producers, budgets and read patterns', () => {
               }
             }
             const stuck = v.plan.stuckAt !== null && seq >= v.plan.stuckAt;
-            if (!stuck && v.plan.mode !== 'parked') {
+            if (!stuck && yields && (v.plan.mode === 'read' || v.plan.mode === 'batch')) {
               await readSome(v, v.plan.reads[seq % v.plan.reads.length] as number);
             }
           }
         }
         live.end();
+        await settle();
         for (const v of viewers) {
           try {
+            if (v.push !== undefined) {
+              // Ended: a handler that returns has had everything and the promise settled.
+              if (v.push.stuck) v.consumer.close();
+              await settle();
+              expect(v.push.settled).toBe(true);
+              if (v.push.error !== undefined) throw v.push.error;
+            }
             if (v.parked !== undefined) {
               for (let i = 0; i < 5; i++) await Promise.resolve();
               const { result, error } = v.parked;
@@ -254,7 +333,7 @@ describe('Broadcast under random producers, budgets and read patterns', () => {
               if (v.plan.stuckAt === null) {
                 // The end wakes a parked reader with whatever is pending.
                 expect(result).toBeDefined();
-                if (result?.done === false) received(v, result.value);
+                if (result?.done === false && v.error === undefined) received(v, result.value);
               }
             }
             for (;;) {
@@ -267,7 +346,15 @@ describe('Broadcast under random producers, budgets and read patterns', () => {
             expect(error).toBe(v.error);
           }
           check(v, chunks.length);
-          if (v.plan.mode === 'parked' && v.plan.stuckAt === null) {
+          // A burst gives no consumer a chance to run between its writes.
+          const calm = !(bursty && chunks.some((c) => c.burst));
+          if (v.push !== undefined && !v.push.stuck && calm) {
+            // Its handler ran between writes: coalescing never made it lose a byte.
+            expect(v.consumer.metrics.bytesDropped).toBe(0);
+            expect(v.error).toBeUndefined();
+            seen.add('pushed');
+          }
+          if (v.plan.mode === 'parked' && v.plan.stuckAt === null && calm) {
             // Its reader ran between writes: coalescing never made it lose a byte.
             expect(v.consumer.metrics.bytesDropped).toBe(0);
             expect(v.error).toBeUndefined();
@@ -295,6 +382,7 @@ describe('Broadcast under random producers, budgets and read patterns', () => {
       'skip resumed',
       'lagged',
       'lapped',
+      'pushed',
     ]) {
       expect(seen).toContain(path);
     }

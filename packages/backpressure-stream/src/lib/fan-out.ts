@@ -180,7 +180,7 @@ export class Broadcast extends Emitter<BroadcastEvents> {
   #blockers: ConsumerLink[] = [];
   /** Links that left while `write()` ran, to drop from the arrays once it is done. */
   #compact = false;
-  /** Links `write()` called `prepare()` on (or touched), to call `written()` on. */
+  /** Links to call `written()` on once the chunk is in: those whose `prepare()` asked for it, or touched. */
   readonly #touched: ConsumerLink[] = [];
   /**
    * Coalescing readers that parked with a time limit (some may have been
@@ -258,6 +258,7 @@ export class Broadcast extends Emitter<BroadcastEvents> {
           consumer,
           hooks,
           trigger: Number.NEGATIVE_INFINITY,
+          lazy: true,
           touched: false,
           parked: false,
           waitMs,
@@ -495,7 +496,10 @@ export class Broadcast extends Emitter<BroadcastEvents> {
         // Consumers that defer their policy are brought up to date now and then, so
         // chunk records need only be kept back to where the ring was at the last pass.
         this.#nextCatchUp = this.#chunksIn + CATCH_UP_EVERY;
-        for (let i = 0; i < links.length; i++) (links[i] as ConsumerLink).hooks.catchUp();
+        for (let i = 0; i < links.length; i++) {
+          const link = links[i] as ConsumerLink;
+          if (link.lazy) link.hooks.catchUp();
+        }
         this.#keepFrom = ring.oldestOffset;
       }
       // Only consumers whose trigger the write passes have anything to do (a policy
@@ -513,11 +517,11 @@ export class Broadcast extends Emitter<BroadcastEvents> {
           const link = links[i] as ConsumerLink;
           const trigger = link.trigger;
           if (trigger < end) {
-            if (!link.touched) {
+            // A listener the call runs may touch it too (see BroadcastHost.touch).
+            if (link.hooks.prepare(incoming, reclaimFrom) && !link.touched) {
               link.touched = true;
               touched.push(link);
             }
-            link.hooks.prepare(incoming, reclaimFrom);
           } else if (trigger < schedule.minTrigger) {
             schedule.minTrigger = trigger;
           }
