@@ -870,7 +870,7 @@ export class BroadcastConsumer
    * after `close()`. The cheapest way to serve many consumers on one thread:
    * every consumer a `write()` wakes is served from one shared microtask,
    * with no promise per consumer per batch, and consumers woken at the same
-   * point share one frozen batch array.
+   * point share one read-only batch array.
    *
    * The batch is in use while the handler runs and, if it returns a
    * promise, until that settles (then the next batch comes at once if
@@ -1689,12 +1689,6 @@ export class BroadcastConsumer
   #takeAll(): BroadcastChunk[] | undefined {
     const from = this.#takePending();
     return from === undefined ? undefined : this.#host.chunks.views(from, this.#next);
-  }
-
-  /** As `#takeAll()`, in the array shared by consumers taking the same chunks (`forEachBatch()`). */
-  #takeShared(): readonly BroadcastChunk[] | undefined {
-    const from = this.#takePending();
-    return from === undefined ? undefined : this.#host.chunks.sharedViews(from, this.#next);
   }
 
   /** Hands out every pending chunk; returns the first one's sequence number, or `undefined` if none is pending. */

@@ -76,7 +76,7 @@ export class ChunkIndex {
   }
 
   /**
-   * Chunks `[from, to)` in a frozen array shared with every caller asking
+   * Chunks `[from, to)` in an array shared with every caller asking
    * for the same range before another range is asked for: consumers woken
    * at the same point (the usual case in fan-out) share one array.
    */
