@@ -342,7 +342,7 @@ export interface BroadcastHost {
   park(link: ConsumerLink): void;
   /**
    * A `forEachBatch()` consumer has a batch due: the broadcast calls its
-   * `flush()` from one microtask shared by every consumer due meanwhile, so
+   * `consumerCalls.flush()` from one microtask shared by every consumer due meanwhile, so
    * waking hundreds of them costs one job, not a promise chain each.
    */
   enqueue(link: ConsumerLink): void;
@@ -353,11 +353,6 @@ export interface ConsumerHooks {
   readonly blocking: boolean;
   /** Block consumers: ring bytes the writer may fill without touching bytes this consumer holds. */
   free(): number;
-  /**
-   * Applies the policy to a chunk about to be written; may disconnect the
-   * consumer. Returns whether `written()` must follow once the chunk is in.
-   */
-  prepare(incoming: ChunkRecord, reclaimFrom: number): boolean;
   /**
    * Applies a deferred policy to the chunks written since it was last applied
    * (see `ConsumerLink`); the broadcast calls it on every consumer every few
@@ -372,13 +367,33 @@ export interface ConsumerHooks {
    * something arrives), or `undefined` once no reader waits.
    */
   expire(now: number): number | undefined;
-  /** A `forEachBatch()` consumer's batch is due (see `BroadcastHost.enqueue`): hand it over. */
-  flush(): void;
   ended(): void;
   aborted(reason: unknown): void;
   /** A `'block'` consumer at its budget: the producer must wait. */
   full(): boolean;
 }
+
+/**
+ * @internal The two calls `write()` makes on each of hundreds of consumers
+ * at a wake-up, as functions every consumer shares (set by the class's
+ * static block, which can reach its private methods): no closure per
+ * consumer to load on the way.
+ */
+export interface ConsumerCalls {
+  /**
+   * Applies the policy to a chunk about to be written; may disconnect the
+   * consumer. Returns whether `hooks.written()` must follow once the chunk is in.
+   */
+  prepare(consumer: BroadcastConsumer, incoming: ChunkRecord, reclaimFrom: number): boolean;
+  /** A `forEachBatch()` consumer's batch is due (see `BroadcastHost.enqueue`): hand it over. */
+  flush(consumer: BroadcastConsumer): void;
+}
+
+/** @internal See {@link ConsumerCalls}. */
+export const consumerCalls: ConsumerCalls = {
+  prepare: () => true,
+  flush: () => {},
+};
 
 /**
  * @internal The broadcast's record of one consumer. `write()` calls into a
@@ -503,6 +518,12 @@ export class BroadcastConsumer
   extends Emitter<BroadcastConsumerEvents>
   implements AsyncIterable<BroadcastChunk>
 {
+  static {
+    consumerCalls.prepare = (consumer, incoming, reclaimFrom) =>
+      consumer.#prepare(incoming, reclaimFrom);
+    consumerCalls.flush = (consumer) => consumer.#runPush();
+  }
+
   /**
    * The consumer's name, from its options.
    *
@@ -645,10 +666,8 @@ export class BroadcastConsumer
       blocking,
       free: () =>
         (this.#reader?.heldFrom ?? Number.POSITIVE_INFINITY) + ring.capacity - ring.writeOffset,
-      prepare: (incoming, reclaimFrom) => this.#prepare(incoming, reclaimFrom),
       catchUp: () => this.#catchUp(),
       written: () => this.#written(),
-      flush: () => this.#runPush(),
       expire: (at) => this.#expire(at),
       ended: () => {
         // Nothing holds a producer that has finished.

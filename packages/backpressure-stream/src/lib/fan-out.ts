@@ -17,6 +17,7 @@ import {
   type BroadcastConsumerOptions,
   type BroadcastHost,
   type ConsumerLink,
+  consumerCalls,
 } from './fan-out-consumer';
 import { ChunkIndex, type ChunkRecord } from './fan-out-index';
 import { now, type StageMetrics, StallClock } from './metrics';
@@ -180,7 +181,7 @@ export class Broadcast extends Emitter<BroadcastEvents> {
   #blockers: ConsumerLink[] = [];
   /** Links that left while `write()` ran, to drop from the arrays once it is done. */
   #compact = false;
-  /** Links to call `written()` on once the chunk is in: those whose `prepare()` asked for it, or touched. */
+  /** Links to call `written()` on once the chunk is in: those whose `consumerCalls.prepare()` asked for it, or touched. */
   readonly #touched: ConsumerLink[] = [];
   /**
    * Coalescing readers that parked with a time limit (some may have been
@@ -196,7 +197,7 @@ export class Broadcast extends Emitter<BroadcastEvents> {
     this.#due = [];
     for (let i = 0; i < due.length; i++) {
       const link = due[i] as ConsumerLink;
-      if (!link.gone) link.hooks.flush();
+      if (!link.gone) consumerCalls.flush(link.consumer);
     }
   };
   #timerAt = Number.POSITIVE_INFINITY;
@@ -518,7 +519,7 @@ export class Broadcast extends Emitter<BroadcastEvents> {
           const trigger = link.trigger;
           if (trigger < end) {
             // A listener the call runs may touch it too (see BroadcastHost.touch).
-            if (link.hooks.prepare(incoming, reclaimFrom) && !link.touched) {
+            if (consumerCalls.prepare(link.consumer, incoming, reclaimFrom) && !link.touched) {
               link.touched = true;
               touched.push(link);
             }
