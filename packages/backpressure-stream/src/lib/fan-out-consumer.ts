@@ -375,9 +375,9 @@ export interface ConsumerHooks {
 
 /**
  * @internal The two calls `write()` makes on each of hundreds of consumers
- * at a wake-up, as functions every consumer shares (set by the class's
- * static block, which can reach its private methods): no closure per
- * consumer to load on the way.
+ * at a wake-up, as functions every consumer shares (set inside the class,
+ * which can reach its private methods): no closure per consumer to load on
+ * the way.
  */
 export interface ConsumerCalls {
   /**
@@ -394,6 +394,7 @@ export const consumerCalls: ConsumerCalls = {
   prepare: () => true,
   flush: () => {},
 };
+let callsInstalled = false;
 
 /**
  * @internal The broadcast's record of one consumer. `write()` calls into a
@@ -518,10 +519,16 @@ export class BroadcastConsumer
   extends Emitter<BroadcastConsumerEvents>
   implements AsyncIterable<BroadcastChunk>
 {
-  static {
+  /**
+   * Sets {@link consumerCalls}: from the first constructor call, not a static
+   * block, which bundlers would keep (and with it this whole class) as a side
+   * effect of importing the module.
+   */
+  static #installCalls(): void {
     consumerCalls.prepare = (consumer, incoming, reclaimFrom) =>
       consumer.#prepare(incoming, reclaimFrom);
     consumerCalls.flush = (consumer) => consumer.#runPush();
+    callsInstalled = true;
   }
 
   /**
@@ -623,6 +630,7 @@ export class BroadcastConsumer
   /** @internal Use {@link Broadcast.subscribe}. */
   constructor(host: BroadcastHost, options: ResolvedConsumerOptions) {
     super();
+    if (!callsInstalled) BroadcastConsumer.#installCalls();
     this.#host = host;
     this.name = options.name;
     this.policy = options.policy;
