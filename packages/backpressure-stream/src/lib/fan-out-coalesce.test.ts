@@ -3,13 +3,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { type DisconnectedError, InvalidArgumentError } from './errors';
 import { Broadcast } from './fan-out';
 import type { BroadcastChunk, BroadcastConsumer } from './fan-out-consumer';
-
-/** A chunk whose bytes encode its sequence number and position, so a misplaced or altered byte shows. */
-function chunkOf(seq: number, n: number): Uint8Array {
-  const out = new Uint8Array(n);
-  for (let i = 0; i < n; i++) out[i] = (seq * 31 + i * 7 + 1) & 0xff;
-  return out;
-}
+import { chunkOf, settle, track } from './fan-out-test-support';
 
 const sequences = (chunks: BroadcastChunk[]) => chunks.map((c) => c.sequence);
 
@@ -21,27 +15,6 @@ function accounting(consumer: BroadcastConsumer): void {
   const m = consumer.metrics;
   expect(m.bytesIn).toBe(m.bytesOut + m.bytesDropped + m.lag);
   expect(m.bufferedBytes).toBe(m.lag + m.inUseBytes);
-}
-
-/** Lets every pending promise reaction run (a woken reader takes its batch a microtask later). */
-async function settle(): Promise<void> {
-  for (let i = 0; i < 5; i++) await Promise.resolve();
-}
-
-/** Tracks a promise's outcome without awaiting it. */
-function track<T>(promise: Promise<T>): { done: boolean; value?: T; error?: unknown } {
-  const state: { done: boolean; value?: T; error?: unknown } = { done: false };
-  promise.then(
-    (value) => {
-      state.done = true;
-      state.value = value;
-    },
-    (error: unknown) => {
-      state.done = true;
-      state.error = error;
-    },
-  );
-  return state;
 }
 
 afterEach(() => {

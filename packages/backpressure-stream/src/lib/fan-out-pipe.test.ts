@@ -4,12 +4,7 @@ import { describe, expect, it, vi } from 'vitest';
 import { AbortedError, ClosedError, DisconnectedError } from './errors';
 import { Broadcast } from './fan-out';
 import type { WritableLike } from './fan-out-consumer';
-
-function chunkOf(seq: number, n: number): Uint8Array {
-  const out = new Uint8Array(n);
-  for (let i = 0; i < n; i++) out[i] = (seq * 31 + i * 7 + 1) & 0xff;
-  return out;
-}
+import { chunkOf } from './fan-out-test-support';
 
 const tick = () => new Promise<void>((resolve) => setImmediate(resolve));
 

@@ -3,38 +3,12 @@ import { describe, expect, it } from 'vitest';
 import { AbortedError, DisconnectedError, InvalidArgumentError } from './errors';
 import { Broadcast } from './fan-out';
 import type { BroadcastChunk } from './fan-out-consumer';
-
-/** A chunk whose bytes encode its sequence number, so a misplaced or altered byte shows. */
-function chunkOf(seq: number, n: number): Uint8Array {
-  const out = new Uint8Array(n);
-  for (let i = 0; i < n; i++) out[i] = (seq * 31 + i * 7 + 1) & 0xff;
-  return out;
-}
+import { chunkOf, settle, track } from './fan-out-test-support';
 
 function intact(chunk: BroadcastChunk): boolean {
   const expected = chunkOf(chunk.sequence, chunk.bytes.length);
   const actual = chunk.bytes.asUint8Array();
   return actual.every((byte, i) => byte === expected[i]);
-}
-
-/** Tracks a promise's outcome without awaiting it. */
-function track<T>(promise: Promise<T>): { done: boolean; value?: T; error?: unknown } {
-  const state: { done: boolean; value?: T; error?: unknown } = { done: false };
-  promise.then(
-    (value) => {
-      state.done = true;
-      state.value = value;
-    },
-    (error: unknown) => {
-      state.done = true;
-      state.error = error;
-    },
-  );
-  return state;
-}
-
-async function settle(): Promise<void> {
-  for (let i = 0; i < 5; i++) await Promise.resolve();
 }
 
 describe('BroadcastConsumer.forEachBatch()', () => {

@@ -9,12 +9,7 @@ import type {
   BroadcastStart,
   SlowConsumerPolicy,
 } from './fan-out-consumer';
-
-function chunkOf(seq: number, n: number): Uint8Array {
-  const out = new Uint8Array(n);
-  for (let i = 0; i < n; i++) out[i] = (seq * 31 + i * 7 + 1) & 0xff;
-  return out;
-}
+import { chunkOf, settle } from './fan-out-test-support';
 
 interface Plan {
   policy: SlowConsumerPolicy;
@@ -194,10 +189,6 @@ function push(viewer: Viewer, stuckAt: () => boolean): void {
         state.error = error;
       },
     );
-}
-
-async function settle(): Promise<void> {
-  for (let i = 0; i < 5; i++) await Promise.resolve();
 }
 
 describe('Broadcast under random producers, budgets and read patterns', () => {

@@ -9,13 +9,7 @@ import {
 } from './errors';
 import { Broadcast } from './fan-out';
 import type { BroadcastChunk, BroadcastConsumer } from './fan-out-consumer';
-
-/** A chunk whose bytes encode its sequence number and position, so a misplaced or altered byte shows. */
-function chunkOf(seq: number, n: number): Uint8Array {
-  const out = new Uint8Array(n);
-  for (let i = 0; i < n; i++) out[i] = (seq * 31 + i * 7 + 1) & 0xff;
-  return out;
-}
+import { chunkOf } from './fan-out-test-support';
 
 function catchError(fn: () => unknown): unknown {
   try {
