@@ -814,7 +814,7 @@ export class BroadcastConsumer
     this.#catchUp();
     const chunk = this.#take();
     if (chunk !== undefined) {
-      this.#retrigger();
+      this.#guardHeld();
       return Promise.resolve({ value: chunk, done: false });
     }
     return this.#wait(false, options.signal);
@@ -853,7 +853,7 @@ export class BroadcastConsumer
     this.#catchUp();
     const batch = this.#takeAll();
     if (batch !== undefined) {
-      this.#retrigger();
+      this.#guardHeld();
       return Promise.resolve({ value: batch, done: false });
     }
     return this.#wait(true, options.signal);
@@ -1204,7 +1204,7 @@ export class BroadcastConsumer
       const batch = this.#takeAll();
       if (batch !== undefined) {
         unhook(waiter);
-        this.#retrigger();
+        this.#guardHeld();
         resolve({ value: batch, done: false });
         return;
       }
@@ -1338,10 +1338,10 @@ export class BroadcastConsumer
   }
 
   /**
-   * Chunks were just taken: of everything `#retrigger()` weighs, only
-   * the lapping of the oldest chunk in use can have moved the trigger down
-   * (the budget's trigger rises by what is taken), so this is all it
-   * recomputes.
+   * Chunks were just taken (by any reader): of everything `#retrigger()`
+   * weighs, only the lapping of the oldest chunk in use can have moved the
+   * trigger down (the budget's and the coalescing triggers rise by what is
+   * taken), so this is all it recomputes.
    */
   #guardHeld(): void {
     const held = this.#held;
@@ -1362,10 +1362,10 @@ export class BroadcastConsumer
    * smaller than the bytes they hold and every trigger errs early.
    *
    * It must be called whenever the trigger may fall: a reader parks, a
-   * `'drop'` listener is added, chunks are taken (a chunk in use can be
-   * lapped), or the policy acted (inside a write, which always calls it
-   * afterwards). Releasing chunks only raises it, so `release()` leaves it
-   * as it is.
+   * `'drop'` listener is added, or the policy acted (inside a write, which
+   * always calls it afterwards). Taking chunks can lower only its lapping
+   * term, which `#guardHeld()` updates; releasing them only raises it, so
+   * `release()` leaves it as it is.
    */
   #retrigger(): void {
     const link = this.#link;
