@@ -1,5 +1,6 @@
 import { type CopyStats, copyStats } from 'buffer-view';
 import { getGc, RssTracker } from './memory';
+import { calibratedBatch } from './stats';
 import type { BenchCase, RunOptions } from './types';
 
 /** Buffer-view counter deltas over one slice. */
@@ -117,15 +118,14 @@ export async function createLocalRunner<S>(
       }
       const deadline = process.hrtime.bigint() + BigInt(Math.round(options.warmupMs * 1e6));
       let n = 1;
-      let perOp = 0;
+      const perOp: number[] = [];
       for (;;) {
         const d = Number(await timed(n));
-        perOp = d / n;
+        perOp.push(d / n);
         if (process.hrtime.bigint() >= deadline) break;
         if (d < options.minSampleNs && n < MAX_BATCH) n *= 2;
       }
-      batch =
-        perOp > 0 ? Math.min(MAX_BATCH, Math.max(1, Math.ceil(options.minSampleNs / perOp))) : n;
+      batch = calibratedBatch(perOp, options.minSampleNs, MAX_BATCH);
       gc?.();
     },
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { percentile, summarize, throughputOf } from './stats';
+import { calibratedBatch, percentile, summarize, throughputOf } from './stats';
 
 describe('percentile', () => {
   const oneToHundred = Array.from({ length: 100 }, (_, i) => i + 1);
@@ -64,5 +64,33 @@ describe('throughputOf', () => {
   it('is 0 when nothing was timed', () => {
     expect(throughputOf('ops/s', 0, 1e9, 0)).toBe(0);
     expect(throughputOf('ops/s', 10, 0, 0)).toBe(0);
+  });
+});
+
+describe('calibratedBatch', () => {
+  it('sizes a sample to last about minSampleNs', () => {
+    expect(calibratedBatch([3000, 3000, 3000], 200_000, 2 ** 24)).toBe(67);
+    expect(calibratedBatch([200_000], 200_000, 2 ** 24)).toBe(1);
+  });
+
+  it('is not thrown off by one pause in the last measurement', () => {
+    // A 2.4 ms pause in the final measurement of a 3 µs operation.
+    const perOp = [3100, 2900, 3000, 3050, 2950, 3000, 2_400_000];
+    expect(calibratedBatch(perOp, 200_000, 2 ** 24)).toBe(67);
+  });
+
+  it('follows a real change: only the latest measurements count', () => {
+    const perOp = [
+      ...Array.from({ length: 20 }, () => 1000),
+      ...Array.from({ length: 9 }, () => 4000),
+    ];
+    expect(calibratedBatch(perOp, 200_000, 2 ** 24)).toBe(50);
+  });
+
+  it('stays within 1 and the largest batch', () => {
+    expect(calibratedBatch([], 200_000, 2 ** 24)).toBe(1);
+    expect(calibratedBatch([5_000_000], 200_000, 2 ** 24)).toBe(1);
+    expect(calibratedBatch([0.001], 200_000, 1024)).toBe(1024);
+    expect(calibratedBatch([0], 200_000, 1024)).toBe(1024);
   });
 });

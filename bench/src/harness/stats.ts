@@ -41,3 +41,26 @@ export function throughputOf(
   const perSecond = ops / (timeNs / 1e9);
   return unit === 'ops/s' ? perSecond : (perSecond * bytesPerOp) / 2 ** 20;
 }
+
+/** How many of the latest warm-up measurements calibrate the batch size. */
+const CALIBRATION_WINDOW = 9;
+
+/**
+ * Operations per timed sample so that a sample lasts about `minSampleNs`:
+ * from the median per-operation time of the latest warm-up measurements
+ * (`perOpNs`, oldest first), not the last one alone. One pause (a GC, the
+ * machine's other tenants) in the last measurement would otherwise make the
+ * whole run time a fast case one operation per sample, adding the
+ * harness's own per-sample cost to every operation it reports.
+ */
+export function calibratedBatch(
+  perOpNs: readonly number[],
+  minSampleNs: number,
+  maxBatch: number,
+): number {
+  const recent = perOpNs.slice(-CALIBRATION_WINDOW).sort((x, y) => x - y);
+  if (recent.length === 0) return 1;
+  const perOp = percentile(recent, 50);
+  if (!(perOp > 0)) return maxBatch;
+  return Math.min(maxBatch, Math.max(1, Math.ceil(minSampleNs / perOp)));
+}
