@@ -79,10 +79,18 @@ describe('calibratedBatch', () => {
     expect(calibratedBatch(perOp, 200_000, 2 ** 24)).toBe(67);
   });
 
-  it('follows a real change: only the latest measurements count', () => {
+  it('is not thrown off by a slow stretch at the end of the warm-up', () => {
+    const perOp = [
+      ...Array.from({ length: 40 }, () => 3000),
+      ...Array.from({ length: 9 }, () => 40_000),
+    ];
+    expect(calibratedBatch(perOp, 200_000, 2 ** 24)).toBe(67);
+  });
+
+  it('follows a real change: the earlier half does not count', () => {
     const perOp = [
       ...Array.from({ length: 20 }, () => 1000),
-      ...Array.from({ length: 9 }, () => 4000),
+      ...Array.from({ length: 20 }, () => 4000),
     ];
     expect(calibratedBatch(perOp, 200_000, 2 ** 24)).toBe(50);
   });

@@ -42,23 +42,22 @@ export function throughputOf(
   return unit === 'ops/s' ? perSecond : (perSecond * bytesPerOp) / 2 ** 20;
 }
 
-/** How many of the latest warm-up measurements calibrate the batch size. */
-const CALIBRATION_WINDOW = 9;
-
 /**
  * Operations per timed sample so that a sample lasts about `minSampleNs`:
- * from the median per-operation time of the latest warm-up measurements
- * (`perOpNs`, oldest first), not the last one alone. One pause (a GC, the
- * machine's other tenants) in the last measurement would otherwise make the
- * whole run time a fast case one operation per sample, adding the
- * harness's own per-sample cost to every operation it reports.
+ * from the median per-operation time of the later half of the warm-up's
+ * measurements (`perOpNs`, oldest first), not the last one alone. One pause
+ * (a GC, a JIT compile, the machine's other tenants) in the last
+ * measurement would otherwise make the whole run time a fast case one
+ * operation per sample, adding the harness's own per-sample cost (an await
+ * and two clock reads) to every operation it reports. The earlier half is
+ * left out: it is the batch size still doubling, and code still warming up.
  */
 export function calibratedBatch(
   perOpNs: readonly number[],
   minSampleNs: number,
   maxBatch: number,
 ): number {
-  const recent = perOpNs.slice(-CALIBRATION_WINDOW).sort((x, y) => x - y);
+  const recent = perOpNs.slice(Math.floor(perOpNs.length / 2)).sort((x, y) => x - y);
   if (recent.length === 0) return 1;
   const perOp = percentile(recent, 50);
   if (!(perOp > 0)) return maxBatch;
