@@ -19,10 +19,17 @@ import { type StageMetrics, StallClock } from './metrics';
  * - `'block'`: holds the producer back (its `write()` returns `false`) and
  *   never loses a byte. The slowest block consumer sets the pace.
  * - `'drop-oldest'`: loses whole chunks from the front of what it has not
- *   read yet until it is within budget again.
+ *   read yet until it is within budget again, and the chunk being written
+ *   too if the chunks it has in use leave no room for it.
  * - `'skip-to-marker'`: jumps to the newest marked chunk (a keyframe) if that
  *   is within budget, else skips everything until the next marked chunk
- *   arrives, so it resumes where a decoder can start, never mid-GOP.
+ *   that fits beside the chunks it has in use, so it resumes where a decoder
+ *   can start, never mid-GOP.
+ *
+ * So under these two and `'disconnect'` a consumer never keeps more than
+ * its budget (a consumer with nothing in use still gets a chunk larger than
+ * its whole budget); a `'block'` consumer may, by up to the chunk whose write
+ * returned `false`, as with a stream's high-water mark.
  * - `'disconnect'`: is cut off; its iteration rejects with
  *   {@link DisconnectedError} (reason `'lagged'`).
  *
@@ -1452,7 +1459,8 @@ export class BroadcastConsumer
     let fate: 'offered' | 'skipped' | 'ignored' = 'offered';
     let event: ['drop' | 'skip', number, number] | undefined;
     if (this.#awaiting !== undefined) {
-      if (incoming.marker) {
+      // A skip resumes at a marker only if what it has in use leaves room for it.
+      if (incoming.marker && !(this.#awaiting === 'skip' && this.#noRoomFor(n))) {
         this.#awaiting = undefined;
         this.#skipped = 0;
         // Resuming (or starting) at a marker: worth a wake-up of its own.
@@ -1483,7 +1491,16 @@ export class BroadcastConsumer
           this.#dropped(chunks.get(this.#next).length, 1);
           this.#next++;
         }
-        event = ['drop', this.#bytesDropped - before, this.#next - from];
+        let bytes = this.#bytesDropped - before;
+        let dropped = this.#next - from;
+        if (this.#noRoomFor(n)) {
+          // What it has in use leaves no room: the incoming chunk goes too (counted below).
+          this.#next = incoming.seq + 1;
+          fate = 'skipped';
+          bytes += n;
+          dropped++;
+        }
+        event = ['drop', bytes, dropped];
       } else {
         const skip = this.#skip(incoming, reclaimFrom);
         if (skip === undefined) return true;
@@ -1561,19 +1578,22 @@ export class BroadcastConsumer
     const first = next;
     let bytes = 0;
     if (this.#peak >= held + Math.max(room, this.#host.maxChunk)) {
-      // After any write what it keeps is at most `room` (or the one chunk just written),
-      // so the peak cannot rise; and since each write needs at least the drops of the one
-      // before it, only the last write's matter: a binary search, not a replay. (A
-      // consumer lagging at its budget, such as a slow viewer, is always in this case.)
+      // After any write what it keeps is at most `room` (or, holding nothing, the one
+      // chunk just written), so the peak cannot rise; and since each write needs at least
+      // the drops of the one before it, only the last write's matter: a binary search, not
+      // a replay. (A consumer lagging at its budget, such as a slow viewer, is always in
+      // this case.) `end` stands for keeping nothing.
       const after = this.#host.bytesIn();
-      let hi = end - 1;
+      let hi = end;
       while (next < hi) {
         const mid = (next + hi) >>> 1;
         if (after - chunks.get(mid).pos > room) next = mid + 1;
         else hi = mid;
       }
+      // Holding nothing, it keeps the last chunk however large (see #noRoomFor).
+      if (next === end && held === 0) next = end - 1;
       if (next === first) return;
-      bytes = chunks.get(next).pos - chunks.get(first).pos;
+      bytes = (next < end ? chunks.get(next).pos : after) - chunks.get(first).pos;
       this.#next = next;
       this.#dropped(bytes, next - first);
       this.emit('drop', bytes, next - first);
@@ -1583,12 +1603,17 @@ export class BroadcastConsumer
     for (let seq = from; seq < end; seq++) {
       const record = chunks.get(seq);
       const after = record.pos + record.length;
-      // What write `seq` did: drop from the front (never the chunk written) until it fits.
+      // What write `seq` did: drop from the front until it fits, the chunk written only
+      // if what is in use leaves no room for it (see #noRoomFor).
       while (next < seq && after - chunks.get(next).pos > room) {
         bytes += chunks.get(next).length;
         next++;
       }
-      const buffered = held + after - chunks.get(next).pos;
+      if (next === seq && held > 0 && record.length > room) {
+        bytes += record.length;
+        next++;
+      }
+      const buffered = held + (next <= seq ? after - chunks.get(next).pos : 0);
       if (buffered > peak) peak = buffered;
     }
     if (peak > this.#peak) this.#peak = peak;
@@ -1611,7 +1636,7 @@ export class BroadcastConsumer
     const n = incoming.length;
     const from = this.#next;
     let to = chunks.end;
-    let waiting = !incoming.marker;
+    let waiting = !incoming.marker || this.#noRoomFor(n);
     if (waiting) {
       const marker = ring.newestMarker();
       if (marker !== undefined && marker.value > from) {
@@ -1640,6 +1665,17 @@ export class BroadcastConsumer
       this.#next = to;
     }
     return { bytes, chunks: to - from + (waiting ? 1 : 0), waiting };
+  }
+
+  /**
+   * Whether what the consumer has in use leaves no room within its budget
+   * for a chunk of `n` bytes: `'drop-oldest'` and `'skip-to-marker'` then
+   * lose that chunk too, so they never keep more than their budget. (A
+   * consumer with nothing in use still gets a chunk larger than its whole
+   * budget: otherwise it could never get one.)
+   */
+  #noRoomFor(n: number): boolean {
+    return this.#heldBytes > 0 && this.#heldBytes + n > this.budget;
   }
 
   #skippedTooFar(bytes: number): void {

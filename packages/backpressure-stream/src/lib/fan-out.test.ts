@@ -278,7 +278,7 @@ describe("Broadcast 'drop-oldest' policy", () => {
     accounting(c);
   });
 
-  it('drops several small chunks for one big one, and never the newest chunk', async () => {
+  it('drops several small chunks for one big one, and with nothing in use keeps the newest chunk', async () => {
     const live = new Broadcast({ capacity: 1000, maxChunk: 100 });
     const c = live.subscribe({ policy: 'drop-oldest', budget: 60 });
     for (let seq = 0; seq < 5; seq++) live.write(chunkOf(seq, 12));
@@ -301,6 +301,38 @@ describe("Broadcast 'drop-oldest' policy", () => {
     expect(c.metrics).toMatchObject({ inUseBytes: 100, lag: 100, chunksDropped: 1 });
     c.release();
     expect(sequences(await readAvailable(c))).toEqual([2]);
+  });
+
+  it('loses the incoming chunk too when the chunks in use leave no room for it: never over budget', async () => {
+    const live = new Broadcast({ capacity: 1000, maxChunk: 100 });
+    // The policy applied write by write (a 'drop' listener) and worked out later: same outcome.
+    const eager = live.subscribe({ policy: 'drop-oldest', budget: 250 });
+    const lazy = live.subscribe({ policy: 'drop-oldest', budget: 250 });
+    const drops = vi.fn();
+    eager.on('drop', drops);
+    live.write(chunkOf(0, 100));
+    live.write(chunkOf(1, 100));
+    for (const c of [eager, lazy]) {
+      await c.read();
+      await c.read(); // both in use: 200 of 250
+    }
+    live.write(chunkOf(2, 100));
+    expect(drops).toHaveBeenCalledWith(100, 1);
+    live.write(chunkOf(3, 50)); // fits: 250
+    for (const c of [eager, lazy]) {
+      expect(c.metrics).toMatchObject({
+        inUseBytes: 200,
+        lag: 50,
+        bufferedBytes: 250,
+        peakBufferedBytes: 250,
+        bytesDropped: 100,
+        chunksDropped: 1,
+      });
+      accounting(c);
+      c.release();
+    }
+    live.write(chunkOf(4, 100));
+    for (const c of [eager, lazy]) expect(sequences(await readAvailable(c))).toEqual([3, 4]);
   });
 });
 
@@ -357,6 +389,24 @@ describe("Broadcast 'skip-to-marker' policy", () => {
     live.write(chunkOf(2, 100), { marker: true });
     expect(c.metrics).toMatchObject({ skips: 1, bytesDropped: 200, lag: 100 });
     expect(sequences(await readAvailable(c))).toEqual([2]);
+  });
+
+  it('does not resume at a marker the chunks in use leave no room for: it waits for the next one', async () => {
+    const live = new Broadcast({ capacity: 1000, maxChunk: 100 });
+    const c = live.subscribe({ policy: 'skip-to-marker', budget: 250 });
+    live.write(chunkOf(0, 100), { marker: true });
+    live.write(chunkOf(1, 100));
+    await c.read();
+    await c.read(); // both in use: 200 of 250
+    live.write(chunkOf(2, 100), { marker: true });
+    expect(c.metrics).toMatchObject({ inUseBytes: 200, lag: 0, skips: 1, bytesDropped: 100 });
+    live.write(chunkOf(3, 50));
+    expect(c.metrics).toMatchObject({ lag: 0, bufferedBytes: 200, bytesDropped: 150 });
+    c.release();
+    live.write(chunkOf(4, 100), { marker: true });
+    expect(sequences(await readAvailable(c))).toEqual([4]);
+    expect(c.metrics.peakBufferedBytes).toBe(200);
+    accounting(c);
   });
 
   it('disconnects (lagged) a consumer that skips more than maxSkip waiting for a marker', async () => {
