@@ -194,3 +194,126 @@ describe('BroadcastConsumer.forEachBatch()', () => {
     expect(await waiting).toEqual({ value: undefined, done: true });
   });
 });
+
+describe('forEachBatch() consumers parked at the same point', () => {
+  const sequences = (batch: readonly BroadcastChunk[]) => batch.map((chunk) => chunk.sequence);
+
+  it('are woken together, each on its own budget, and any of them can leave or change alone', async () => {
+    const live = new Broadcast({ capacity: 2000, maxChunk: 100 });
+    const join = (budget: number) => {
+      const c = live.subscribe({
+        policy: 'drop-oldest',
+        budget,
+        coalesce: { maxWaitMs: Infinity },
+      });
+      const batches: number[][] = [];
+      const done = track(c.forEachBatch((batch) => void batches.push(sequences(batch))));
+      return { c, batches, done };
+    };
+    const [a, b, small, leaver, listener] = [join(500), join(500), join(300), join(500), join(500)];
+    await settle();
+    const drops: number[] = [];
+    for (let seq = 0; seq < 8; seq++) {
+      live.write(chunkOf(seq, 100));
+      if (seq === 1) {
+        leaver.c.close();
+        listener.c.on('drop', (bytes) => drops.push(bytes));
+      }
+      await settle();
+    }
+    live.end();
+    await settle();
+    // Woken before the next chunk could take them over budget: every 5 chunks, every 3 for 300 bytes.
+    expect(a.batches).toEqual([
+      [0, 1, 2, 3, 4],
+      [5, 6, 7],
+    ]);
+    expect(b.batches).toEqual(a.batches);
+    expect(listener.batches).toEqual(a.batches);
+    expect(small.batches).toEqual([
+      [0, 1, 2],
+      [3, 4, 5],
+      [6, 7],
+    ]);
+    expect(leaver.batches).toEqual([]);
+    expect(leaver.c.metrics).toMatchObject({ bytesOut: 0, bytesDropped: 200, chunksDropped: 2 });
+    for (const v of [a, b, small, listener]) {
+      expect(v.c.metrics).toMatchObject({ bytesOut: 800, bytesDropped: 0 });
+      expect(v.done).toEqual({ done: true, value: undefined });
+    }
+    expect(leaver.done).toEqual({ done: true, value: undefined });
+    expect(drops).toEqual([]);
+  });
+
+  it('are woken by the time limit together when the producer pauses', async () => {
+    const live = new Broadcast({ capacity: 2000, maxChunk: 100 });
+    const got: number[][] = [];
+    for (let i = 0; i < 3; i++) {
+      const c = live.subscribe({
+        policy: 'skip-to-marker',
+        budget: 1000,
+        coalesce: { maxWaitMs: 5 },
+      });
+      void c.forEachBatch((batch) => void got.push(sequences(batch)));
+    }
+    await settle();
+    live.write(chunkOf(0, 100));
+    live.write(chunkOf(1, 100));
+    await settle();
+    expect(got).toEqual([]);
+    await new Promise((resolve) => setTimeout(resolve, 40));
+    expect(got).toEqual([
+      [0, 1],
+      [0, 1],
+      [0, 1],
+    ]);
+    live.end();
+  });
+
+  it('are not woken by padding at the ring end: only by the bytes pending', async () => {
+    const live = new Broadcast({ capacity: 1000, maxChunk: 300 });
+    // Woken once 101 bytes are pending: then the next chunk cannot take it over 400.
+    const c = live.subscribe({
+      policy: 'drop-oldest',
+      budget: 400,
+      coalesce: { maxWaitMs: Infinity },
+    });
+    const got: number[][] = [];
+    void c.forEachBatch((batch) => void got.push(sequences(batch)));
+    await settle();
+    for (let seq = 0; seq < 5; seq++) {
+      live.write(chunkOf(seq, 190));
+      await settle();
+    }
+    expect(got).toHaveLength(5);
+    // 950 bytes in: this 60-byte chunk cannot fit before the ring's end, so 50 bytes of
+    // padding precede it. 110 ring bytes, but 60 pending: not due.
+    live.write(chunkOf(5, 60));
+    await settle();
+    expect(got).toHaveLength(5);
+    live.write(chunkOf(6, 60));
+    await settle();
+    expect(got[5]).toEqual([5, 6]);
+    live.end();
+  });
+
+  it('a consumer whose budget is below maxChunk still meets its policy on a chunk over budget', async () => {
+    const live = new Broadcast({ capacity: 1000, maxChunk: 200 });
+    const c = live.subscribe({
+      policy: 'disconnect',
+      budget: 100,
+      coalesce: { maxWaitMs: Infinity },
+    });
+    const got: number[][] = [];
+    const done = track(c.forEachBatch((batch) => void got.push(sequences(batch))));
+    await settle();
+    live.write(chunkOf(0, 50));
+    await settle();
+    expect(got).toEqual([[0]]);
+    live.write(chunkOf(1, 150));
+    await settle();
+    expect(got).toEqual([[0]]);
+    expect(done.error).toBeInstanceOf(DisconnectedError);
+    expect(done.error).toMatchObject({ reason: 'lagged', lag: 150, limit: 100 });
+  });
+});
