@@ -1269,7 +1269,37 @@ export class BroadcastConsumer
         return;
       }
       this.#releaseAll();
+      if (this.#next >= chunks.end && this.#parkAgain(waiter)) return;
     }
+  }
+
+  /**
+   * The usual end of a push batch: nothing came meanwhile, so the waiter
+   * parks at once with the trigger `#retrigger()` would give a coalescing
+   * consumer that holds nothing and has nothing pending. Returns `false`
+   * (nothing done) for any other kind of consumer.
+   */
+  #parkAgain(waiter: Waiter): boolean {
+    const minBytes = this.#minBytes;
+    if (
+      Number.isNaN(minBytes) ||
+      this.policy === 'block' ||
+      this.#phase !== 'open' ||
+      this.#awaiting !== undefined ||
+      this.#waiters.length > 0 ||
+      this.#host.ended()
+    ) {
+      return false;
+    }
+    this.#waiters.push(waiter);
+    const link = this.#link;
+    link.lazy = false;
+    const trigger = this.#host.ring.writeOffset + this.#threshold(minBytes) - 1;
+    link.trigger = trigger;
+    const schedule = this.#host.schedule;
+    if (trigger < schedule.minTrigger) schedule.minTrigger = trigger;
+    if (link.waitMs < Number.POSITIVE_INFINITY) this.#host.park(link);
+    return true;
   }
 
   /** `release()` of everything, without its search: what a push handler's return does. */

@@ -267,6 +267,10 @@ describe('forEachBatch() consumers parked at the same point', () => {
       [0, 1],
       [0, 1],
     ]);
+    // Parked again after that batch: the time limit still applies.
+    live.write(chunkOf(2, 100));
+    await new Promise((resolve) => setTimeout(resolve, 40));
+    expect(got.slice(3)).toEqual([[2], [2], [2]]);
     live.end();
   });
 
