@@ -1455,15 +1455,21 @@ export class BroadcastConsumer
    */
   #prepare(incoming: ChunkRecord, reclaimFrom: number): boolean {
     if (this.#phase !== 'open') return false;
-    if (this.#settled < this.#host.chunks.end) this.#catchUp();
     const n = incoming.length;
+    // A deferred policy is worked out (#catchUp) only if the consumer is over budget:
+    // within it, or waiting for a marker, that only moves `#settled`, which is set below.
     if (this.#awaiting === undefined) {
       // The usual case (a coalescing reader due for a wake-up): within budget and
       // clear of the writer, so the policy has nothing to do. Worked out once, inline:
       // with hundreds of consumers this runs for each of them at every wake-up.
       const chunks = this.#host.chunks;
-      const next = this.#next;
-      const pending = next < chunks.end ? this.#host.bytesIn() - chunks.get(next).pos : 0;
+      let next = this.#next;
+      let pending = next < chunks.end ? this.#host.bytesIn() - chunks.get(next).pos : 0;
+      if (this.#heldBytes + pending > this.budget && this.#settled < chunks.end) {
+        this.#catchUp();
+        next = this.#next;
+        pending = next < chunks.end ? this.#host.bytesIn() - chunks.get(next).pos : 0;
+      }
       const buffered = this.#heldBytes + pending;
       if (buffered > this.#peak) this.#peak = buffered;
       const held = this.#held;
