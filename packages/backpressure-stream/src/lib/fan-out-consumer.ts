@@ -353,6 +353,11 @@ export interface BroadcastHost {
    * waking hundreds of them costs one job, not a promise chain each.
    */
   enqueue(link: ConsumerLink): void;
+  /**
+   * The consumer whose `forEachBatch()` handler is running synchronously, if
+   * any: a `write()` it makes protects that batch first (see `ConsumerCalls.guard`).
+   */
+  inHandler: ConsumerLink | undefined;
 }
 
 /** @internal What the broadcast calls on each consumer; closures over the consumer's private state. */
@@ -394,12 +399,15 @@ export interface ConsumerCalls {
   prepare(consumer: BroadcastConsumer, incoming: ChunkRecord, reclaimFrom: number): boolean;
   /** A `forEachBatch()` consumer's batch is due (see `BroadcastHost.enqueue`): hand it over. */
   flush(consumer: BroadcastConsumer): void;
+  /** Makes sure the next write calls into the consumer before it could lap a chunk the consumer holds. */
+  guard(consumer: BroadcastConsumer): void;
 }
 
 /** @internal See {@link ConsumerCalls}. */
 export const consumerCalls: ConsumerCalls = {
   prepare: () => true,
   flush: () => {},
+  guard: () => {},
 };
 let callsInstalled = false;
 
@@ -535,6 +543,7 @@ export class BroadcastConsumer
     consumerCalls.prepare = (consumer, incoming, reclaimFrom) =>
       consumer.#prepare(incoming, reclaimFrom);
     consumerCalls.flush = (consumer) => consumer.#runPush();
+    consumerCalls.guard = (consumer) => consumer.#guardHeld();
     callsInstalled = true;
   }
 
@@ -1250,15 +1259,23 @@ export class BroadcastConsumer
         return;
       }
       const batch = chunks.sharedViews(from, this.#next);
-      this.#guardHeld();
+      // The batch needs guarding against lapping only if a write can come while it is
+      // held: from the handler itself (write() guards it then), or once it returned a
+      // promise. Guarded always, it would lower the broadcast's lowest trigger for
+      // nothing, and make a later write look at every consumer.
+      const host = this.#host;
+      host.inHandler = this.#link;
       let result: void | PromiseLike<void>;
       try {
         result = handler(batch);
       } catch (error) {
+        host.inHandler = undefined;
         this.#pushFailed(waiter, error);
         return;
       }
+      host.inHandler = undefined;
       if (isThenable(result)) {
+        this.#guardHeld();
         result.then(
           () => {
             this.#releaseAll();

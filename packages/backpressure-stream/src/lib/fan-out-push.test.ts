@@ -195,6 +195,33 @@ describe('BroadcastConsumer.forEachBatch()', () => {
   });
 });
 
+describe('forEachBatch() handlers that write', () => {
+  it('a handler that writes a whole ring past its own batch is cut off before the batch is overwritten', async () => {
+    const live = new Broadcast({ capacity: 1000, maxChunk: 100 });
+    const c = live.subscribe({
+      policy: 'drop-oldest',
+      budget: 500,
+      coalesce: { maxWaitMs: Infinity },
+    });
+    let held: readonly BroadcastChunk[] = [];
+    const intactWhenCut: boolean[] = [];
+    c.on('disconnect', () => intactWhenCut.push(held.every(intact)));
+    const done = track(
+      c.forEachBatch((batch) => {
+        held = batch;
+        for (let seq = 5; seq < 20; seq++) live.write(chunkOf(seq, 100));
+      }),
+    );
+    await settle();
+    for (let seq = 0; seq < 5; seq++) live.write(chunkOf(seq, 100));
+    await settle();
+    expect(held.map((chunk) => chunk.sequence)).toEqual([0, 1, 2, 3, 4]);
+    expect(intactWhenCut).toEqual([true]);
+    expect(done.error).toBeInstanceOf(DisconnectedError);
+    expect(done.error).toMatchObject({ reason: 'lapped' });
+  });
+});
+
 describe('forEachBatch() consumers parked at the same point', () => {
   const sequences = (batch: readonly BroadcastChunk[]) => batch.map((chunk) => chunk.sequence);
 

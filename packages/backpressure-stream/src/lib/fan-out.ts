@@ -285,6 +285,7 @@ export class Broadcast extends Emitter<BroadcastEvents> {
         link.parked = true;
         this.#parked.push(link);
       },
+      inHandler: undefined,
       enqueue: (link) => {
         this.#due.push(link);
         if (this.#due.length === 1) queueMicrotask(this.#flush);
@@ -491,6 +492,9 @@ export class Broadcast extends Emitter<BroadcastEvents> {
     };
     const links = this.#links;
     const touched = this.#touched;
+    // Written from a forEachBatch() handler: the batch it holds must not be lapped.
+    const inHandler = this.#host.inHandler;
+    if (inHandler !== undefined && !inHandler.gone) consumerCalls.guard(inHandler.consumer);
     this.#writing = true;
     try {
       if (this.#chunksIn >= this.#nextCatchUp) {
