@@ -615,6 +615,8 @@ export class BroadcastConsumer
    * kept on the consumer itself so a wake-up reads no other object.
    */
   readonly #minBytes: number;
+  /** `#threshold(#minBytes)` with nothing in use, worked out once: what a parked push consumer waits for. */
+  readonly #restThreshold: number;
   /** A `'drop'` listener was ever added (then the policy is applied write by write). */
   #dropHeard = false;
   /** The `forEachBatch()` waiter, from the call until the consumer leaves (parked or not). */
@@ -654,6 +656,7 @@ export class BroadcastConsumer
     this.maxSkip = options.maxSkip;
     this.coalesce = options.coalesce;
     this.#minBytes = options.coalesce?.minBytes ?? Number.NaN;
+    this.#restThreshold = Math.max(1, Math.min(this.#minBytes, this.budget - host.maxChunk + 1));
     const { chunks, ring } = host;
     const end = chunks.end;
     let next = end;
@@ -1311,7 +1314,7 @@ export class BroadcastConsumer
     this.#waiters.push(waiter);
     const link = this.#link;
     link.lazy = false;
-    const trigger = this.#host.ring.writeOffset + this.#threshold(minBytes) - 1;
+    const trigger = this.#host.ring.writeOffset + this.#restThreshold - 1;
     link.trigger = trigger;
     const schedule = this.#host.schedule;
     if (trigger < schedule.minTrigger) schedule.minTrigger = trigger;
@@ -1590,7 +1593,7 @@ export class BroadcastConsumer
     const waiters = this.#waiters;
     if (waiters.length !== 1 || this.#held.length > 0) return false;
     const minBytes = this.#minBytes;
-    if (!Number.isNaN(minBytes) && pending + incoming.length < this.#threshold(minBytes)) {
+    if (!Number.isNaN(minBytes) && pending + incoming.length < this.#restThreshold) {
       return false;
     }
     waiters.pop();

@@ -192,12 +192,20 @@ export class Broadcast extends Emitter<BroadcastEvents> {
   #timer: ReturnType<typeof setTimeout> | undefined;
   /** `forEachBatch()` consumers with a batch due, served by one microtask (see BroadcastHost.enqueue). */
   #due: ConsumerLink[] = [];
+  /** The other list, swapped with `#due` at each flush: neither is reallocated or grown again. */
+  #spare: ConsumerLink[] = [];
   readonly #flush = () => {
     const due = this.#due;
-    this.#due = [];
-    for (let i = 0; i < due.length; i++) {
-      const link = due[i] as ConsumerLink;
-      if (!link.gone) consumerCalls.flush(link.consumer);
+    // Consumers woken while this runs (a handler may write) go to the other list.
+    this.#due = this.#spare;
+    try {
+      for (let i = 0; i < due.length; i++) {
+        const link = due[i] as ConsumerLink;
+        if (!link.gone) consumerCalls.flush(link.consumer);
+      }
+    } finally {
+      due.length = 0;
+      this.#spare = due;
     }
   };
   #timerAt = Number.POSITIVE_INFINITY;
