@@ -25,13 +25,14 @@ import { type StageMetrics, StallClock } from './metrics';
  *   is within budget, else skips everything until the next marked chunk
  *   that fits beside the chunks it has in use, so it resumes where a decoder
  *   can start, never mid-GOP.
- *
- * So under these two and `'disconnect'` a consumer never keeps more than
- * its budget (a consumer with nothing in use still gets a chunk larger than
- * its whole budget); a `'block'` consumer may, by up to the chunk whose write
- * returned `false`, as with a stream's high-water mark.
  * - `'disconnect'`: is cut off; its iteration rejects with
  *   {@link DisconnectedError} (reason `'lagged'`).
+ *
+ * So under every policy but `'block'` a consumer never keeps more than its
+ * budget, with one exception: `'drop-oldest'` and `'skip-to-marker'` still
+ * hand a consumer with nothing in use a chunk larger than its whole budget
+ * (`'disconnect'` cuts it off). A `'block'` consumer may exceed it by up to
+ * the chunk whose write returned `false`, as with a stream's high-water mark.
  *
  * Under every policy but `'block'` the producer never waits for the consumer.
  *
@@ -1289,37 +1290,12 @@ export class BroadcastConsumer
         return;
       }
       this.#releaseAll();
-      if (this.#next >= chunks.end && this.#parkAgain(waiter)) return;
+      // The usual end of a batch: nothing came meanwhile, so wait again at once.
+      if (this.#phase === 'open' && this.#next >= chunks.end && !this.#host.ended()) {
+        this.#park(waiter);
+        return;
+      }
     }
-  }
-
-  /**
-   * The usual end of a push batch: nothing came meanwhile, so the waiter
-   * parks at once with the trigger `#retrigger()` would give a coalescing
-   * consumer that holds nothing and has nothing pending. Returns `false`
-   * (nothing done) for any other kind of consumer.
-   */
-  #parkAgain(waiter: Waiter): boolean {
-    const minBytes = this.#minBytes;
-    if (
-      Number.isNaN(minBytes) ||
-      this.policy === 'block' ||
-      this.#phase !== 'open' ||
-      this.#awaiting !== undefined ||
-      this.#waiters.length > 0 ||
-      this.#host.ended()
-    ) {
-      return false;
-    }
-    this.#waiters.push(waiter);
-    const link = this.#link;
-    link.lazy = false;
-    const trigger = this.#host.ring.writeOffset + this.#restThreshold - 1;
-    link.trigger = trigger;
-    const schedule = this.#host.schedule;
-    if (trigger < schedule.minTrigger) schedule.minTrigger = trigger;
-    if (link.waitMs < Number.POSITIVE_INFINITY) this.#host.park(link);
-    return true;
   }
 
   /** `release()` of everything, without its search: what a push handler's return does. */
@@ -1390,6 +1366,7 @@ export class BroadcastConsumer
    * otherwise push it over its budget (so coalescing never costs bytes).
    */
   #threshold(minBytes: number): number {
+    if (this.#heldBytes === 0) return this.#restThreshold;
     const room = this.budget - this.#heldBytes - this.#host.maxChunk + 1;
     return Math.max(1, Math.min(minBytes, room));
   }
@@ -1483,13 +1460,12 @@ export class BroadcastConsumer
       // clear of the writer, so the policy has nothing to do. Worked out once, inline:
       // with hundreds of consumers this runs for each of them at every wake-up.
       const chunks = this.#host.chunks;
-      let next = this.#next;
-      let pending = next < chunks.end ? this.#host.bytesIn() - chunks.get(next).pos : 0;
+      let pending = this.#pending();
       if (this.#heldBytes + pending > this.budget && this.#settled < chunks.end) {
         this.#catchUp();
-        next = this.#next;
-        pending = next < chunks.end ? this.#host.bytesIn() - chunks.get(next).pos : 0;
+        pending = this.#pending();
       }
+      const next = this.#next;
       const buffered = this.#heldBytes + pending;
       if (buffered > this.#peak) this.#peak = buffered;
       const held = this.#held;
@@ -1593,7 +1569,7 @@ export class BroadcastConsumer
     const waiters = this.#waiters;
     if (waiters.length !== 1 || this.#held.length > 0) return false;
     const minBytes = this.#minBytes;
-    if (!Number.isNaN(minBytes) && pending + incoming.length < this.#restThreshold) {
+    if (!Number.isNaN(minBytes) && pending + incoming.length < this.#threshold(minBytes)) {
       return false;
     }
     waiters.pop();
